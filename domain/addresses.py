@@ -1,0 +1,32 @@
+"""Address validation, normalization and masking (no DNS: deliverability is not checked)."""
+
+from email_validator import EmailNotValidError, validate_email
+
+#: Longest address accepted, in characters (RFC 5321 path limit less the brackets).
+MAX_ADDRESS_LENGTH = 254
+
+
+def normalize_address(value: str) -> str:
+    """Return the normalized form of a bare mailbox address or raise ``ValueError``.
+
+    Display names, quoted local parts, domain literals, reserved domains and
+    RFC 2047 encoded words are refused: each is a way to smuggle something into
+    a header or to reach a host that is not on the public internet.
+    """
+    if len(value) > MAX_ADDRESS_LENGTH:
+        raise ValueError(f"address is longer than {MAX_ADDRESS_LENGTH} characters")
+    if "=?" in value:
+        raise ValueError("encoded words are not allowed in an address")
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return result.normalized
+
+
+def mask_address(address: str) -> str:
+    """``jane@example.com`` -> ``j***@example.com``: enough to recognise, not to harvest."""
+    local, sep, domain = address.rpartition("@")
+    if not sep:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,38 @@
+"""The one error tree of mailroom.
+
+Delivery errors are either transient (retry later) or permanent (dead-letter now);
+an invalid event is dead-lettered at once and never retried.
+"""
+
+
+class MailroomError(Exception):
+    """Base class for every error mailroom raises on purpose."""
+
+
+class ConfigError(MailroomError):
+    """A setting is missing or invalid; ``str()`` is one line naming the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class InvalidEvent(MailroomError):
+    """An event failed validation; ``str()`` says why, for the dead letter."""
+
+
+class RenderError(MailroomError):
+    """A template could not be rendered; retrying would render the same way."""
+
+
+class DeliveryError(MailroomError):
+    """A transport could not hand the message over."""
+
+
+class TransientError(DeliveryError):
+    """Worth retrying: connection refused, timeout, 4xx reply."""
+
+
+class PermanentError(DeliveryError):
+    """Retrying cannot help: 5xx reply, recipient rejected."""

@@ -1,0 +1,204 @@
+"""The event contract: a versioned JSON envelope with one strict schema per type.
+
+Producers publish::
+
+    {"version": 1, "id": "<uuid>", "type": "user.signup_requested",
+     "source": "<app id>", "occurred_at": "<RFC 3339 with offset>", "data": {...}}
+
+Unknown fields are rejected, strings are capped, addresses are validated and
+normalized.  ``parse_event`` is the only way in; it raises ``InvalidEvent`` with a
+one-line reason that ends up on the dead letter.
+"""
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+from domain.addresses import MAX_ADDRESS_LENGTH, normalize_address
+from domain.errors import InvalidEvent
+from domain.policy import MAX_EVENT_BYTES
+
+#: Envelope versions this build understands.
+SUPPORTED_VERSIONS = (1,)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _header_safe(value: str) -> str:
+    # Free text may end up in a Subject or a display name: no line breaks, no
+    # control characters, no RFC 2047 encoded words a client would decode.
+    if _CONTROL.search(value):
+        raise ValueError("control characters (CR, LF, tab...) are not allowed")
+    if "=?" in value:
+        raise ValueError("encoded words (=?...?=) are not allowed")
+    if value != value.strip():
+        raise ValueError("leading or trailing whitespace is not allowed")
+    return value
+
+
+Address = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=MAX_ADDRESS_LENGTH),
+    AfterValidator(normalize_address),
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_header_safe)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
+]
+SourceId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+]
+Locale = Annotated[
+    str,
+    StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}$"),
+]
+Role = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SignupRequested(_Strict):
+    email: Address
+    user_id: Identifier | None = None
+    name: Text | None = None
+    locale: Locale | None = None
+
+
+class LoginCodeRequested(_Strict):
+    email: Address
+    user_id: Identifier
+    name: Text | None = None
+    locale: Locale | None = None
+
+
+class EmailChangeRequested(_Strict):
+    user_id: Identifier
+    current_email: Address
+    new_email: Address
+    name: Text | None = None
+    locale: Locale | None = None
+
+
+class PasswordResetRequested(_Strict):
+    email: Address
+    account_exists: bool
+    user_id: Identifier | None = None
+    name: Text | None = None
+    locale: Locale | None = None
+
+
+class InviteCreated(_Strict):
+    invite_id: Identifier
+    email: Address
+    inviter_name: Text
+    workspace_id: Identifier
+    workspace_name: Text
+    role: Role
+    existing_user: bool = False
+    name: Text | None = None
+    locale: Locale | None = None
+
+
+class _Envelope(_Strict):
+    version: int
+    id: UUID
+    source: SourceId
+    occurred_at: AwareDatetime
+
+
+class SignupEvent(_Envelope):
+    type: Literal["user.signup_requested"]
+    data: SignupRequested
+
+
+class LoginCodeEvent(_Envelope):
+    type: Literal["login.code_requested"]
+    data: LoginCodeRequested
+
+
+class EmailChangeEvent(_Envelope):
+    type: Literal["email.change_requested"]
+    data: EmailChangeRequested
+
+
+class PasswordResetEvent(_Envelope):
+    type: Literal["password.reset_requested"]
+    data: PasswordResetRequested
+
+
+class InviteEvent(_Envelope):
+    type: Literal["invite.created"]
+    data: InviteCreated
+
+
+Event = Annotated[
+    SignupEvent | LoginCodeEvent | EmailChangeEvent | PasswordResetEvent | InviteEvent,
+    Field(discriminator="type"),
+]
+
+_EVENT = TypeAdapter(Event)
+
+#: Every event type the contract accepts.
+EVENT_TYPES = tuple(
+    model.model_fields["type"].annotation.__args__[0]
+    for model in (SignupEvent, LoginCodeEvent, EmailChangeEvent, PasswordResetEvent, InviteEvent)
+)
+
+
+def parse_event(
+    raw: str | bytes,
+) -> SignupEvent | LoginCodeEvent | EmailChangeEvent | (PasswordResetEvent | InviteEvent):
+    """Validate one JSON event; raise ``InvalidEvent`` with a one-line reason."""
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        event = _EVENT.validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise InvalidEvent(_describe(exc)) from None
+    if event.version not in SUPPORTED_VERSIONS:
+        raise InvalidEvent(f"version: {event.version} is not supported (supported: 1)")
+    return event
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    # The discriminator tag (the type name) is noise in a path like "data.email".
+    loc = [str(part) for part in first["loc"] if part not in EVENT_TYPES]
+    where = ".".join(loc) or "event"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "union_tag_invalid":
+        message = f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
+        where = "type"
+    elif first["type"] == "union_tag_not_found":
+        where = "type"
+        message = "field required"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}"
+
+
+def event_payload(*, type: str, source: str, data: dict, id: UUID, occurred_at: datetime) -> dict:
+    """The envelope for ``data`` as a JSON-ready dict (what ``publish`` sends)."""
+    return {
+        "version": SUPPORTED_VERSIONS[-1],
+        "id": str(id),
+        "type": type,
+        "source": source,
+        "occurred_at": occurred_at.isoformat(),
+        "data": data,
+    }

@@ -1,0 +1,111 @@
+"""The one place that wires mailroom's dependencies together.
+
+``build_runtime`` turns settings into live parts (engine, broker, transport,
+renderer); ``install`` makes a runtime the one actors use in this process.
+Nothing here runs at import.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dramatiq
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.errors import ConfigError
+from workers import embedded
+from workers.actors import Actors, declare
+from workers.broker import make_broker
+from workers.db import make_engine, make_sessionmaker
+from workers.rendering import Renderer
+from workers.settings import Settings
+from workers.transports import Transport, make_transport
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis_url: str
+    pepper: bytes
+    engine: Engine
+    sessions: sessionmaker[Session]
+    broker: dramatiq.Broker
+    actors: Actors
+    transport: Transport
+    renderer: Renderer
+    clock: Callable[[], datetime] = utcnow
+
+    def enqueue_event(self, raw: str, rejected: str | None = None) -> None:
+        self.actors.handle_event.send(raw, rejected)
+
+    def enqueue_delivery(self, email_id: uuid.UUID) -> None:
+        self.actors.deliver.send(str(email_id))
+
+    def close(self) -> None:
+        self.transport.close()
+        self.broker.close()
+        self.engine.dispose()
+
+
+def redis_url_for(settings: Settings) -> str:
+    if settings.redis_url:
+        return settings.redis_url
+    url = embedded.find(settings.state_dir)
+    if url is None:
+        raise ConfigError(
+            "REDIS_URL", "is not set and no `mailroom dev` is running here to provide one"
+        )
+    return url
+
+
+def pepper_for(settings: Settings) -> bytes:
+    if settings.token_secret:
+        return settings.token_secret.encode()
+    return embedded.token_secret(settings.state_dir).encode()
+
+
+def build_runtime(
+    settings: Settings, *, redis_url: str | None = None, transport: Transport | None = None
+) -> Runtime:
+    redis_url = redis_url or redis_url_for(settings)
+    if settings.database_url is None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    broker = make_broker(
+        redis_url,
+        min_backoff_ms=int(settings.retry_min_backoff * 1000),
+        max_backoff_ms=int(settings.retry_max_backoff * 1000),
+    )
+    return Runtime(
+        settings=settings,
+        redis_url=redis_url,
+        pepper=pepper_for(settings),
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        broker=broker,
+        actors=declare(broker),
+        transport=transport or make_transport(settings),
+        renderer=Renderer(),
+    )
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime) -> Runtime:
+    global _current
+    _current = runtime
+    dramatiq.set_broker(runtime.broker)
+    return runtime
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise RuntimeError("no mailroom runtime installed in this process")
+    return _current

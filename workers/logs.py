@@ -1,0 +1,58 @@
+"""Structured logging: structlog for our lines, the same renderer for Dramatiq's.
+
+No code, token, link, password or credential is ever passed to a logger; the
+``_redact`` processor is a second line of defence should one slip in by name.
+Tracebacks are plain (never with local variables).
+"""
+
+import logging
+import sys
+
+import structlog
+
+#: Event keys whose values are never printed.
+SECRET_KEYS = frozenset({"code", "token", "link", "password", "secret", "authorization"})
+
+
+def _redact(_logger, _method, event_dict):
+    for key in SECRET_KEYS.intersection(event_dict):
+        event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
+    fmt = fmt or ("console" if sys.stdout.isatty() else "json")
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+        final = [structlog.processors.format_exc_info, renderer]
+    else:
+        final = [structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Chatty libraries stay at WARNING unless asked for DEBUG.
+    for name in ("urllib3", "botocore", "alembic"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def get_logger(name: str = "mailroom"):
+    return structlog.get_logger(name)

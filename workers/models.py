@@ -1,0 +1,136 @@
+"""SQLAlchemy tables: the event ledger, challenges, the email outbox and dead letters.
+
+Secrets never appear here in plaintext: challenges hold keyed digests only, and
+emails hold the template context without the code or link.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict: JSON()}
+
+
+class EventRow(Base):
+    """One row per accepted event id: the idempotency ledger."""
+
+    __tablename__ = "events"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(32))
+
+
+class Challenge(Base):
+    __tablename__ = "challenges"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("events.id"))
+    app: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str] = mapped_column(String(254))
+    new_email: Mapped[str | None] = mapped_column(String(254))
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    issued_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    consumed_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    superseded_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_challenges_lookup", "app", "purpose", "email"),)
+
+
+class Email(Base):
+    """The outbox: one row per mail to send, whatever becomes of it."""
+
+    __tablename__ = "emails"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("events.id"))
+    challenge_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("challenges.id"))
+    app: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(35))
+    recipient: Mapped[str] = mapped_column(String(254))
+    context: Mapped[dict] = mapped_column(default=dict)
+    #: queued | sending | sent | failed | suppressed
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    deadline: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    transport: Mapped[str | None] = mapped_column(String(32))
+    replay_of: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # The sweeper's scan: unfinished mail by when it is next due.
+        Index("ix_emails_due", "status", "next_attempt_at"),
+        Index("ix_emails_challenge", "challenge_id"),
+    )
+
+
+class FailedEmail(Base):
+    """Dead letters: what could not be sent or accepted, and what became of it."""
+
+    __tablename__ = "failed_emails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("emails.id"))
+    event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str | None] = mapped_column(String(32))
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    reason: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The raw event, for dead letters that never became an email.
+    payload: Mapped[str | None] = mapped_column(Text)
+    #: dead | replayed | discarded
+    status: Mapped[str] = mapped_column(String(16), default="dead")
+    replayed_email_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    replayed_at: Mapped[datetime | None]
+    discarded_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_failed_emails_status_created", "status", "created_at"),
+        Index("ix_failed_emails_reason", "reason"),
+    )

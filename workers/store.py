@@ -1,0 +1,368 @@
+"""Database operations, each a few statements inside the caller's transaction.
+
+State changes that two workers could race on are conditional UPDATEs, so the
+database decides who wins (claiming an email, replaying a dead letter).
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from domain.flows import Plan
+from domain.policy import MAX_DEAD_LETTER_PAYLOAD
+from workers.models import Challenge, Email, EventRow, FailedEmail
+
+#: Email statuses from which nothing more will happen.
+FINAL_STATUSES = ("sent", "failed", "suppressed")
+
+
+def record_event(session: Session, event, outcome: str, now: datetime) -> bool:
+    """Insert the ledger row; False when this event id was seen before.
+
+    ``ON CONFLICT DO NOTHING`` makes a concurrent duplicate wait for the first
+    transaction and then insert nothing, so exactly one of them goes on.
+    """
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(EventRow)
+        .values(
+            id=event.id,
+            type=event.type,
+            source=event.source,
+            occurred_at=event.occurred_at,
+            received_at=now,
+            outcome=outcome,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return session.execute(statement).rowcount == 1
+
+
+def queue_emails(session: Session, event, plan: Plan, now: datetime) -> list[uuid.UUID]:
+    ids = []
+    for spec in plan.emails:
+        challenge_id = None
+        if spec.challenge is not None:
+            challenge_id = uuid.uuid4()
+            session.add(
+                Challenge(
+                    id=challenge_id,
+                    event_id=event.id,
+                    app=event.source,
+                    purpose=spec.challenge.purpose,
+                    user_id=spec.challenge.user_id,
+                    email=spec.challenge.email,
+                    new_email=spec.challenge.new_email,
+                    data=dict(spec.challenge.data),
+                    attempts=0,
+                    created_at=now,
+                )
+            )
+        email_id = uuid.uuid4()
+        session.add(
+            Email(
+                id=email_id,
+                event_id=event.id,
+                challenge_id=challenge_id,
+                app=event.source,
+                kind=spec.kind,
+                locale=spec.locale,
+                recipient=spec.recipient,
+                context=dict(spec.context),
+                status="queued",
+                attempts=0,
+                deadline=spec.deadline,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        ids.append(email_id)
+    session.flush()
+    return ids
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An email this worker now owns until ``lease_until``, with its challenge."""
+
+    email: Email
+    challenge: Challenge | None
+
+
+def claim_email(
+    session: Session, email_id: uuid.UUID, now: datetime, lease: timedelta
+) -> Claimed | None:
+    """Take the email for sending, or None if it is done or another worker holds it."""
+    claimed = session.execute(
+        update(Email)
+        .where(
+            Email.id == email_id,
+            or_(
+                Email.status == "queued",
+                (Email.status == "sending") & (Email.lease_until < now),
+            ),
+        )
+        .values(status="sending", lease_until=now + lease)
+        .returning(Email)
+    ).scalar_one_or_none()
+    if claimed is None:
+        return None
+    challenge = session.get(Challenge, claimed.challenge_id) if claimed.challenge_id else None
+    return Claimed(claimed, challenge)
+
+
+def store_secret_digests(
+    session: Session,
+    challenge_id: uuid.UUID,
+    *,
+    code_hash: str | None,
+    token_hash: str,
+    key_id: str,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
+    """Replace the challenge's secret: the previous code and link stop working."""
+    session.execute(
+        update(Challenge)
+        .where(Challenge.id == challenge_id)
+        .values(
+            code_hash=code_hash,
+            token_hash=token_hash,
+            key_id=key_id,
+            issued_at=issued_at,
+            expires_at=expires_at,
+        )
+    )
+
+
+def mark_sent(
+    session: Session,
+    email_id: uuid.UUID,
+    *,
+    now: datetime,
+    attempts: int,
+    message_id: str,
+    provider_id: str | None,
+    transport: str,
+) -> None:
+    session.execute(
+        update(Email)
+        .where(Email.id == email_id)
+        .values(
+            status="sent",
+            sent_at=now,
+            lease_until=None,
+            attempts=Email.attempts + attempts,
+            message_id=message_id,
+            provider_id=provider_id,
+            transport=transport,
+            last_error=None,
+        )
+    )
+
+
+def schedule_retry(
+    session: Session, email_id: uuid.UUID, *, attempts: int, error: str, next_attempt_at: datetime
+) -> None:
+    session.execute(
+        update(Email)
+        .where(Email.id == email_id)
+        .values(
+            status="queued",
+            lease_until=None,
+            attempts=Email.attempts + attempts,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+        )
+    )
+
+
+def release_claim(session: Session, email_id: uuid.UUID, now: datetime) -> None:
+    """Hand an email back after an unexpected error so a retry can claim it at once."""
+    session.execute(
+        update(Email)
+        .where(Email.id == email_id, Email.status == "sending")
+        .values(status="queued", lease_until=None, next_attempt_at=now)
+    )
+
+
+def dead_letter_email(
+    session: Session,
+    email_id: uuid.UUID,
+    *,
+    reason: str,
+    error: str,
+    attempts: int,
+    now: datetime,
+) -> int | None:
+    """Mark the email failed and file its dead letter; None if it had already ended."""
+    email = session.execute(
+        update(Email)
+        .where(Email.id == email_id, Email.status.not_in(FINAL_STATUSES))
+        .values(
+            status="failed",
+            lease_until=None,
+            attempts=Email.attempts + attempts,
+            last_error=error,
+        )
+        .returning(Email)
+    ).scalar_one_or_none()
+    if email is None:
+        return None
+    event = session.get(EventRow, email.event_id) if email.event_id else None
+    return session.execute(
+        insert(FailedEmail)
+        .values(
+            email_id=email.id,
+            event_id=email.event_id,
+            event_type=event.type if event else None,
+            kind=email.kind,
+            recipient=email.recipient,
+            reason=reason,
+            error=error,
+            attempts=email.attempts,
+            status="dead",
+            created_at=now,
+        )
+        .returning(FailedEmail.id)
+    ).scalar_one()
+
+
+def dead_letter_event(
+    session: Session,
+    payload: str,
+    *,
+    reason: str,
+    error: str,
+    now: datetime,
+    event_id: uuid.UUID | None = None,
+    event_type: str | None = None,
+    attempts: int = 0,
+) -> int:
+    """File an event that never became mail, keeping its raw content for replay."""
+    return session.execute(
+        insert(FailedEmail)
+        .values(
+            event_id=event_id,
+            event_type=event_type,
+            reason=reason,
+            error=error,
+            attempts=attempts,
+            payload=payload[:MAX_DEAD_LETTER_PAYLOAD],
+            status="dead",
+            created_at=now,
+        )
+        .returning(FailedEmail.id)
+    ).scalar_one()
+
+
+def due_emails(session: Session, now: datetime, stale_after: timedelta, limit: int) -> list:
+    """Emails that should be moving but are not: never enqueued, or held by a dead worker."""
+    session.execute(
+        update(Email)
+        .where(Email.status == "sending", Email.lease_until < now)
+        .values(status="queued", lease_until=None, next_attempt_at=now - stale_after)
+    )
+    ids = list(
+        session.scalars(
+            select(Email.id)
+            .where(Email.status == "queued", Email.next_attempt_at <= now - stale_after)
+            .order_by(Email.next_attempt_at)
+            .limit(limit)
+        )
+    )
+    if ids:
+        # Pushed forward so the next sweep leaves them to the delivery just sent.
+        session.execute(update(Email).where(Email.id.in_(ids)).values(next_attempt_at=now))
+    return ids
+
+
+def list_failed(
+    session: Session,
+    *,
+    reason: str | None = None,
+    since: datetime | None = None,
+    status: str | None = "dead",
+    limit: int | None = None,
+) -> list[FailedEmail]:
+    query = select(FailedEmail).order_by(FailedEmail.id)
+    if reason:
+        query = query.where(FailedEmail.reason == reason)
+    if since:
+        query = query.where(FailedEmail.created_at >= since)
+    if status:
+        query = query.where(FailedEmail.status == status)
+    if limit:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def get_failed(session: Session, failed_id: int) -> FailedEmail | None:
+    return session.get(FailedEmail, failed_id)
+
+
+def replay_email(session: Session, failed: FailedEmail, now: datetime) -> uuid.UUID | None:
+    """Queue a fresh copy of a dead-lettered email; None if the row was replayed already.
+
+    The copy keeps the challenge, so delivering it issues a new secret for that
+    challenge and the code in the failed mail (if any got out) stops working.
+    """
+    original = session.get(Email, failed.email_id)
+    new_id = uuid.uuid4()
+    won = session.execute(
+        update(FailedEmail)
+        .where(FailedEmail.id == failed.id, FailedEmail.status == "dead")
+        .values(status="replayed", replayed_email_id=new_id, replayed_at=now)
+    ).rowcount
+    if not won:
+        return None
+    session.add(
+        Email(
+            id=new_id,
+            event_id=original.event_id,
+            challenge_id=original.challenge_id,
+            app=original.app,
+            kind=original.kind,
+            locale=original.locale,
+            recipient=original.recipient,
+            context=dict(original.context),
+            status="queued",
+            attempts=0,
+            # The same delivery window the original had, counted from now.
+            deadline=now + (original.deadline - original.created_at),
+            next_attempt_at=now,
+            replay_of=failed.id,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return new_id
+
+
+def mark_event_replayed(session: Session, failed_id: int, now: datetime) -> bool:
+    return bool(
+        session.execute(
+            update(FailedEmail)
+            .where(FailedEmail.id == failed_id, FailedEmail.status == "dead")
+            .values(status="replayed", replayed_at=now)
+        ).rowcount
+    )
+
+
+def discard_failed(session: Session, failed_id: int, now: datetime) -> bool:
+    return bool(
+        session.execute(
+            update(FailedEmail)
+            .where(FailedEmail.id == failed_id, FailedEmail.status == "dead")
+            .values(status="discarded", discarded_at=now)
+        ).rowcount
+    )
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Email.status, func.count()).group_by(Email.status))
+    return {status: count for status, count in rows}

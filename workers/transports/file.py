@@ -1,0 +1,35 @@
+"""The ``file`` transport: one ``.eml`` per email, for development and demos."""
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from domain.errors import TransientError
+from workers.transports import Receipt
+
+
+class FileTransport:
+    name = "file"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        local_id = message["Message-ID"].strip("<>").partition("@")[0]
+        target = self.directory / f"{stamp}-{local_id}.eml"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # Written aside and renamed, so a reader never sees half a message.
+            fd, partial = tempfile.mkstemp(dir=self.directory, suffix=".part")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(message.as_bytes())
+            os.replace(partial, target)
+        except OSError as exc:
+            raise TransientError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        return Receipt(provider_id=None, destination=str(target))
+
+    def close(self) -> None:
+        pass
