@@ -5,6 +5,7 @@ state directory, so that ``mailroom publish`` and ``mailroom failed ...`` in
 other terminals find and use the same instance while it runs.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -30,10 +31,8 @@ class EmbeddedRedis:
         import redis
 
         self.registry.unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(redis.RedisError):  # already gone: nothing to save
             self.server.shutdown(save=True)
-        except redis.RedisError:
-            pass  # already gone: nothing to save
 
 
 def start(state_dir: Path) -> EmbeddedRedis:

@@ -20,8 +20,9 @@ def _redact(_logger, _method, event_dict):
     return event_dict
 
 
-def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
-    fmt = fmt or ("console" if sys.stdout.isatty() else "json")
+def configure_logging(fmt: str | None = None, level: str = "INFO", stream=None) -> None:
+    stream = stream or sys.stdout
+    fmt = fmt or ("console" if stream.isatty() else "json")
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -38,13 +39,12 @@ def configure_logging(fmt: str | None = None, level: str = "INFO") -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

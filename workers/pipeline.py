@@ -25,6 +25,7 @@ from domain.messages import build_message, message_id_for
 from domain.policy import QUICK_RETRY_DELAYS, SEND_LEASE, Reason
 from workers import store
 from workers.logs import get_logger
+from workers.models import Email
 
 log = get_logger("mailroom.pipeline")
 
@@ -262,8 +263,13 @@ def _dead_letter(rt, session, email, reason: str, error: str, *, attempts: int) 
 
 
 def dead_letter_exhausted(rt, email_id: uuid.UUID, error: str) -> None:
-    """Broker retries ran out (seen by the dead-letter middleware)."""
+    """Broker retries ran out (seen by the dead-letter middleware).
+
+    The email's own last error (the SMTP reply, say) says more than the broker's.
+    """
     with rt.sessions.begin() as session:
+        email = session.get(Email, email_id)
+        error = (email.last_error if email else None) or error
         failed_id = store.dead_letter_email(
             session,
             email_id,

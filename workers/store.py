@@ -38,8 +38,9 @@ def record_event(session: Session, event, outcome: str, now: datetime) -> bool:
             outcome=outcome,
         )
         .on_conflict_do_nothing(index_elements=["id"])
+        .returning(EventRow.id)
     )
-    return session.execute(statement).rowcount == 1
+    return session.execute(statement).scalar_one_or_none() is not None
 
 
 def queue_emails(session: Session, event, plan: Plan, now: datetime) -> list[uuid.UUID]:

@@ -1,0 +1,179 @@
+"""Throwaway Redis, PostgreSQL and SMTP servers on loopback, for the test suite.
+
+Redis and PostgreSQL are the real Debian servers (``tests/run.sh`` installs them
+when absent); the SMTP server is aiosmtpd in-process.
+"""
+
+import asyncio
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import redis
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found: run the suite with `bash tests/run.sh`")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="mailroom-redis-")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _pings(client), what="redis-server to answer")
+        client.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+def _pg_bin(name: str) -> str:
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=_version_key)
+    if candidates:
+        return candidates[-1]
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} not found: run the suite with `bash tests/run.sh`")
+    return found
+
+
+def _version_key(path: str):
+    return [int(p) if p.isdigit() else p for p in Path(path).parts]
+
+
+class PostgresServer:
+    """A private cluster in a temporary directory; PostgreSQL refuses to run as
+    root, so as root it runs as the ``postgres`` user the Debian package creates."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="mailroom-pg-"))
+        self.data = self.dir / "data"
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.dir, user.pw_uid, user.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "mailroom",
+                  "--no-sync", "-E", "UTF8")  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options,
+                  "-l", str(self.dir / "log"), "-w", "start")  # fmt: skip
+        self.admin_url = f"postgresql://mailroom@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        subprocess.run([*self.prefix, *command], check=True, capture_output=True)
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://mailroom@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SMTPSink:
+    """An SMTP server that keeps what it accepts; it can refuse, or go down and up."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list = []
+        #: When set, every DATA is answered with this reply instead of 250.
+        self.reply: str | None = None
+        self.lock = threading.Lock()
+        self.controller: Controller | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def reset(self) -> None:
+        with self.lock:
+            self.messages.clear()
+        self.reply = None
+        if self.controller is None:
+            self.start()
+
+    def wait_for(self, count: int = 1, timeout: float = 15.0) -> list:
+        wait_until(lambda: len(self.messages) >= count, timeout, what=f"{count} message(s)")
+        with self.lock:
+            return list(self.messages)
+
+
+class _Handler:
+    def __init__(self, sink: SMTPSink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.sink.reply:
+            return self.sink.reply
+        parsed = message_from_bytes(envelope.original_content, policy=policy.default)
+        parsed.envelope_from = envelope.mail_from
+        parsed.envelope_to = list(envelope.rcpt_tos)
+        with self.sink.lock:
+            self.sink.messages.append(parsed)
+        await asyncio.sleep(0)
+        return "250 2.0.0 OK queued"

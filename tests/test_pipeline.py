@@ -1,0 +1,255 @@
+"""End to end on the real engine: Redis stream -> Dramatiq -> PostgreSQL -> SMTP."""
+
+import json
+import re
+import threading
+import time
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from domain import tokens
+from tests.conftest import BASE_URL, TOKEN_SECRET, make_event
+from tests.servers import wait_until
+from workers import pipeline, store
+from workers.models import Email, EventRow
+from workers.sweeper import sweep
+
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+def parts(message) -> tuple[str, str]:
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    return text, html
+
+
+def secrets_in(message) -> tuple[str, str]:
+    """The code and link token a user would read in the plain-text part."""
+    text, _ = parts(message)
+    code = CODE.search(text).group(1)
+    link = re.search(r"https://\S+", text).group(0)
+    return code, parse_qs(urlsplit(link).query)["token"][0]
+
+
+def test_signup_event_delivers_a_complete_mail(mailroom, smtp_sink):
+    event = make_event(data={"email": "Ada@Example.COM", "name": "Ada"})
+    mailroom.publish(event)
+
+    [message] = smtp_sink.wait_for(1)
+    assert message["From"] == "Notes <no-reply@notes.example.com>"
+    assert message["To"] == "Ada@example.com"
+    assert message.envelope_to == ["Ada@example.com"]
+    assert message["Subject"] == "Your notes verification code"
+    assert re.fullmatch(r"<[^@\s]+@notes\.example\.com>", message["Message-ID"])
+    assert message["Date"] is not None
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+
+    text, html = parts(message)
+    code, token = secrets_in(message)
+    assert len(code) == 6 and code in html
+    link = f"{BASE_URL}/verify-email?token={token}"
+    assert link in text and f'href="{link}"' in html
+    assert len(token) >= 43  # 256 bits, URL-safe base64
+
+    # The mailed secrets are the ones the database can verify, by digest only.
+    sent = mailroom.wait_for_status("sent")[0]
+    assert sent.message_id == message["Message-ID"] and sent.attempts == 1
+    [challenge] = mailroom.challenges()
+    pepper = TOKEN_SECRET.encode()
+    assert challenge.code_hash == tokens.code_digest(
+        pepper,
+        key_id="k1",
+        app="notes",
+        purpose="signup",
+        challenge_id=str(challenge.id),
+        email="Ada@example.com",
+        code=code,
+    )
+    assert challenge.token_hash == tokens.token_digest(pepper, key_id="k1", token=token)
+    assert challenge.expires_at > sent.sent_at
+
+    lines = [line for line in mailroom.log_lines() if line["event"] == "email.sent"]
+    assert lines and lines[0]["to"] == "A***@example.com" and lines[0]["kind"] == "signup"
+
+
+def test_the_same_event_twice_yields_one_mail(mailroom, smtp_sink):
+    event = make_event()
+    mailroom.publish(event)
+    mailroom.publish(event)
+    smtp_sink.wait_for(1)
+    wait_until(
+        lambda: any(line["event"] == "event.duplicate" for line in mailroom.log_lines()),
+        what="the duplicate to be noticed",
+    )
+    time.sleep(0.5)
+    assert len(smtp_sink.messages) == 1
+    assert len(mailroom.emails()) == 1
+
+
+def test_concurrent_duplicates_are_decided_by_the_database(make_mailroom):
+    mailroom = make_mailroom(start_worker=False)
+    raw = json.dumps(make_event())
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def accept():
+        barrier.wait()
+        try:
+            pipeline.accept_event(mailroom.rt, raw)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=accept) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(mailroom.rows(EventRow)) == 1
+    assert len(mailroom.emails()) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("{not json", "event: Invalid JSON"),
+        ('{"version": 1, "type": "user.signup_requested"}', "id: Field required"),
+        (b"\xff\xfe not utf-8", "event is not valid UTF-8"),
+    ],
+)
+def test_an_invalid_event_is_dead_lettered_and_the_worker_serves_on(
+    mailroom, smtp_sink, raw, reason
+):
+    mailroom.redis.xadd("mailroom:events", {"event": raw})
+    [failed] = mailroom.wait_for_failed(1)
+    assert failed.reason == "invalid_event"
+    assert failed.error.startswith(reason)
+    assert failed.attempts == 0 and failed.status == "dead"
+    expected = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+    assert failed.payload == expected
+
+    mailroom.publish(make_event())
+    smtp_sink.wait_for(1)
+    assert len(mailroom.failed()) == 1  # never retried
+
+
+def test_a_stream_entry_without_an_event_field_is_kept_whole(mailroom):
+    mailroom.redis.xadd("mailroom:events", {"evnt": '{"id": 1}'})
+    [failed] = mailroom.wait_for_failed(1)
+    assert failed.error == "stream entry has no 'event' field"
+    assert failed.payload == '{"evnt": "{\\"id\\": 1}"}'
+    assert mailroom.redis.xlen("mailroom:events") == 0
+
+
+def test_smtp_down_then_up_is_delivered_after_retries(mailroom, smtp_sink):
+    smtp_sink.stop()
+    mailroom.publish(make_event())
+    wait_until(lambda: mailroom.rows(Email), what="the email row")
+    time.sleep(2.5)  # first attempts fail: connection refused
+    smtp_sink.start()
+    smtp_sink.wait_for(1, timeout=20)
+    sent = mailroom.wait_for_status("sent")[0]
+    assert sent.attempts > 1
+    assert mailroom.failed() == []
+
+
+def test_smtp_550_is_dead_lettered_after_one_attempt(mailroom, smtp_sink):
+    smtp_sink.reply = "550 5.1.1 <ada@example.com>: mailbox unavailable"
+    mailroom.publish(make_event())
+    [failed] = mailroom.wait_for_failed(1)
+    assert failed.reason == "rejected"
+    assert failed.attempts == 1
+    assert failed.error.startswith("SMTP 550 5.1.1")
+    assert failed.kind == "signup" and failed.recipient == "ada@example.com"
+    assert mailroom.emails()[0].status == "failed"
+    assert smtp_sink.messages == []
+
+
+@pytest.mark.slow
+def test_a_code_that_cannot_arrive_in_time_is_not_sent(make_mailroom, smtp_sink):
+    # The next broker retry would come after the code's 5 minutes are over.
+    mailroom = make_mailroom(MAILROOM_RETRY_MIN_BACKOFF="600", MAILROOM_RETRY_MAX_BACKOFF="600")
+    smtp_sink.stop()
+    mailroom.publish(make_event())
+    [failed] = mailroom.wait_for_failed(1, timeout=20)
+    assert failed.reason == "expired_before_delivery"
+    assert failed.attempts == 4  # one try and three quick retries (1 s, 2 s, 4 s)
+    assert "unreachable" in failed.error
+
+
+@pytest.mark.slow
+def test_broker_retries_that_run_out_are_dead_lettered(make_mailroom, smtp_sink):
+    mailroom = make_mailroom(start_worker=False)
+    smtp_sink.stop()
+    queued = []
+    mailroom.rt.enqueue_delivery = queued.append
+    pipeline.accept_event(mailroom.rt, json.dumps(make_event()))
+    # A delivery message that may not be retried by the broker at all.
+    mailroom.rt.actors.deliver.send_with_options(args=(str(queued[0]),), max_retries=0)
+    mailroom.start()
+    [failed] = mailroom.wait_for_failed(1, timeout=20)
+    assert failed.reason == "retries_exhausted"
+    assert failed.error.endswith("Connection refused")
+    assert failed.attempts == 4
+    assert mailroom.emails()[0].status == "failed"
+
+
+def test_replay_sends_a_new_mail_with_a_new_code_once(mailroom, smtp_sink):
+    smtp_sink.reply = "550 5.7.1 rejected for now"
+    mailroom.publish(make_event())
+    [failed] = mailroom.wait_for_failed(1)
+    smtp_sink.reply = None
+
+    with mailroom.rt.sessions.begin() as session:
+        row = store.get_failed(session, failed.id)
+        new_id = store.replay_email(session, row, mailroom.rt.clock())
+        again = store.replay_email(session, row, mailroom.rt.clock())
+    assert again is None
+    mailroom.rt.enqueue_delivery(new_id)
+    [message] = smtp_sink.wait_for(1)
+    [replayed] = mailroom.failed()
+    assert replayed.status == "replayed" and replayed.replayed_email_id == new_id
+    assert mailroom.rows(Email, Email.id == new_id)[0].replay_of == failed.id
+
+
+def test_a_crash_between_commit_and_enqueue_is_recovered_by_the_sweeper(make_mailroom, smtp_sink):
+    mailroom = make_mailroom()
+    rt = mailroom.rt
+    lost = []
+    rt.enqueue_delivery = lost.append  # the process "dies" before the send
+    pipeline.accept_event(rt, json.dumps(make_event()))
+    assert len(lost) == 1 and smtp_sink.messages == []
+    del rt.enqueue_delivery
+
+    # Nothing moves until the email is stale; then the sweeper enqueues it again.
+    assert sweep(rt) == 0
+    later = rt.clock() + timedelta(minutes=3)
+    rt.clock = lambda: later
+    assert sweep(rt) == 1
+    smtp_sink.wait_for(1)
+    assert sweep(rt) == 0
+
+
+def test_a_redelivered_deliver_for_a_sent_email_sends_nothing(mailroom, smtp_sink):
+    mailroom.publish(make_event())
+    smtp_sink.wait_for(1)
+    [email] = mailroom.wait_for_status("sent")
+    outcome = pipeline.deliver_email(mailroom.rt, email.id)
+    assert outcome.status == "skipped"
+    time.sleep(0.3)
+    assert len(smtp_sink.messages) == 1
+
+
+def test_events_without_a_mail_flow_yet_are_recorded(mailroom, smtp_sink):
+    mailroom.publish(
+        make_event(
+            "password.reset_requested",
+            {"email": "ada@example.com", "account_exists": True, "user_id": "u1"},
+        )
+    )
+    [row] = wait_until(lambda: mailroom.rows(EventRow), what="the event row")
+    assert row.outcome == "no_flow"
+    assert mailroom.failed() == []
