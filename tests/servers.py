@@ -135,6 +135,8 @@ class SMTPSink:
     def __init__(self) -> None:
         self.port = free_port()
         self.messages: list = []
+        #: What was refused while ``reply`` was set, to compare with later mail.
+        self.rejected: list = []
         #: When set, every DATA is answered with this reply instead of 250.
         self.reply: str | None = None
         self.lock = threading.Lock()
@@ -153,6 +155,7 @@ class SMTPSink:
     def reset(self) -> None:
         with self.lock:
             self.messages.clear()
+            self.rejected.clear()
         self.reply = None
         if self.controller is None:
             self.start()
@@ -168,12 +171,13 @@ class _Handler:
         self.sink = sink
 
     async def handle_DATA(self, server, session, envelope):
-        if self.sink.reply:
-            return self.sink.reply
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         parsed.envelope_from = envelope.mail_from
         parsed.envelope_to = list(envelope.rcpt_tos)
+        reply = self.sink.reply
         with self.sink.lock:
-            self.sink.messages.append(parsed)
+            (self.sink.rejected if reply else self.sink.messages).append(parsed)
+        if reply:
+            return reply
         await asyncio.sleep(0)
         return "250 2.0.0 OK queued"

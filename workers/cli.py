@@ -125,7 +125,7 @@ def _wait_for_signal() -> None:
 @click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
 @click.option("--threads", "-t", default=8, show_default=True, help="Threads per process.")
 def worker(processes: int, threads: int) -> None:
-    """Run Dramatiq worker processes (production; what the Procfile runs)."""
+    """Run the production workers: Dramatiq processes (the Procfile `worker:`)."""
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 

@@ -34,7 +34,11 @@ def configure_logging(fmt: str | None = None, level: str = "INFO", stream=None) 
         renderer = structlog.processors.JSONRenderer()
         final = [structlog.processors.format_exc_info, renderer]
     else:
-        final = [structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
+        final = [
+            structlog.dev.ConsoleRenderer(
+                colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -49,9 +53,14 @@ def configure_logging(fmt: str | None = None, level: str = "INFO", stream=None) 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    numeric = logging.getLevelName(level)
     # Chatty libraries stay at WARNING unless asked for DEBUG.
     for name in ("urllib3", "botocore", "alembic"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+        logging.getLogger(name).setLevel(max(logging.WARNING, numeric))
+    # At DEBUG Dramatiq prints every message's arguments: whole events, with
+    # unmasked addresses.  Never below INFO, whatever LOG_LEVEL says.
+    for name in ("dramatiq", "workers.actors"):
+        logging.getLogger(name).setLevel(max(logging.INFO, numeric))
 
 
 def get_logger(name: str = "mailroom"):

@@ -1,0 +1,215 @@
+"""The ``mailroom`` command as an operator runs it: a real process, real exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from domain.tokens import code_digest
+from tests.conftest import TOKEN_SECRET, make_event
+from tests.servers import wait_until
+from tests.test_pipeline import secrets_in
+
+MAILROOM = str(Path(sys.executable).parent / "mailroom")
+
+
+def code_digest_of(challenge, code: str) -> str:
+    return code_digest(
+        TOKEN_SECRET.encode(),
+        key_id=challenge.key_id,
+        app=challenge.app,
+        purpose=challenge.purpose,
+        challenge_id=str(challenge.id),
+        email=challenge.email,
+        code=code,
+    )
+
+
+def run(env: dict, *args: str, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [MAILROOM, *args],
+        cwd=cwd,
+        env={"PATH": os.environ["PATH"], **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_bad_setting_stops_the_command_with_one_line(env):
+    result = run({**env, "MAILROOM_SMTP_PORT": "smtp"}, "failed", "list")
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "mailroom: configuration error: MAILROOM_SMTP_PORT: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    ]
+
+    missing = {k: v for k, v in env.items() if k != "MAILROOM_TOKEN_SECRET"}
+    missing["MAILROOM_TOKEN_SECRET"] = ""  # empty counts as unset
+    result = run(missing, "failed", "list")
+    assert result.returncode == 3
+    assert "MAILROOM_TOKEN_SECRET: is required when REDIS_URL is set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_redis_is_exit_4(env):
+    result = run({**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "publish", "user.signup_requested",
+                 "--data", '{"email": "ada@example.com"}')  # fmt: skip
+    assert result.returncode == 4
+    assert result.stderr.startswith("mailroom: cannot reach Redis:")
+
+
+def test_publish_validates_then_prints_the_event_id(env, redis_client):
+    result = run(env, "publish", "user.signup_requested", "--source", "notes",
+                 "--data", '{"email": "ada@example.com", "name": "Ada"}')  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    event_id = result.stdout.strip()
+    assert uuid.UUID(event_id)
+    [(_, fields)] = redis_client.xrange("mailroom:events")
+    event = json.loads(fields[b"event"])
+    assert event["id"] == event_id and event["source"] == "notes"
+
+    result = run(env, "publish", "user.signup_requested", "--data", '{"email": "not-an-address"}')
+    assert result.returncode == 1
+    assert result.stderr.startswith("mailroom: invalid event: data.email: ")
+    assert redis_client.xlen("mailroom:events") == 1
+
+
+def test_publish_from_a_jsonl_file(env, redis_client, tmp_path):
+    good = [make_event(), make_event()]
+    lines = [json.dumps(good[0]), json.dumps({"type": "nope"}), "", json.dumps(good[1])]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = run(env, "publish", "--file", str(path))
+    assert result.returncode == 1
+    assert result.stdout.split() == [good[0]["id"], good[1]["id"]]
+    assert "line 2: " in result.stderr
+    assert redis_client.xlen("mailroom:events") == 2
+
+    result = run(env, "publish", "--file", "-", "--json", stdin=json.dumps(good[0]) + "\n")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == [{"line": 1, "id": good[0]["id"]}]
+
+
+def test_usage_errors_are_exit_2(env):
+    assert run(env, "publish").returncode == 2
+    assert run(env, "failed", "replay").returncode == 2
+    result = run(env, "failed", "list", "--since", "yesterday")
+    assert result.returncode == 2 and "30m, 2h, 7d" in result.stderr
+
+
+def test_dead_letters_list_show_replay_discard(mailroom, smtp_sink, env):
+    assert run(env, "failed", "list").stderr.strip() == "no dead letters"
+
+    smtp_sink.reply = "550 5.1.1 mailbox unavailable"
+    mailroom.publish(make_event())
+    mailroom.publish(make_event(data={"email": "grace@example.com"}))
+    mailroom.publish("{broken")
+    mailroom.wait_for_failed(3)
+    smtp_sink.reply = None
+
+    table = run(env, "failed", "list")
+    assert table.returncode == 0
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == [
+        "ID", "CREATED", "STATUS", "REASON", "KIND", "RECIPIENT", "ATTEMPTS", "ERROR"
+    ]  # fmt: skip
+    assert len(rows) == 3
+
+    listed = json.loads(run(env, "failed", "list", "--json", "--reason", "rejected").stdout)
+    assert {row["recipient"] for row in listed} == {"ada@example.com", "grace@example.com"}
+    assert all(row["error"].startswith("SMTP 550") and row["attempts"] == 1 for row in listed)
+    assert json.loads(run(env, "failed", "list", "--json", "--since", "1h").stdout)
+    assert json.loads(run(env, "failed", "list", "--json", "--since", "2099-01-01").stdout) == []
+
+    invalid = json.loads(run(env, "failed", "list", "--json", "--reason", "invalid_event").stdout)
+    shown = run(env, "failed", "show", str(invalid[0]["id"]))
+    assert shown.returncode == 0
+    assert "reason:            invalid_event" in shown.stdout
+    assert shown.stdout.rstrip().endswith("payload:\n{broken")
+
+    missing = run(env, "failed", "show", "999")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "Error: no dead letter with id 999")
+
+    # Replay: a new mail with a new code; the row records it; a second replay is refused.
+    ada = next(row for row in listed if row["recipient"] == "ada@example.com")
+    dry = run(env, "failed", "replay", "--all", "--dry-run")
+    assert dry.returncode == 0 and len(dry.stdout.splitlines()) == 3
+    assert smtp_sink.messages == []
+
+    replayed = run(env, "failed", "replay", str(ada["id"]))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed as email" in replayed.stdout
+    [first] = smtp_sink.wait_for(1)
+    again = run(env, "failed", "replay", str(ada["id"]))
+    assert again.returncode == 1
+    assert f"dead letter {ada['id']} is already replayed" in again.stderr
+    record = json.loads(run(env, "failed", "show", str(ada["id"]), "--json").stdout)
+    assert record["status"] == "replayed" and record["replayed_email_id"]
+
+    replayed = run(env, "failed", "replay", str(ada["id"]), "999")
+    assert replayed.returncode == 1
+
+    # The replayed mail carries a new code: the refused one no longer verifies.
+    refused = next(m for m in smtp_sink.rejected if m["To"] == "ada@example.com")
+    assert first["To"] == "ada@example.com"
+    assert secrets_in(first)[0] != secrets_in(refused)[0]
+    assert secrets_in(first)[1] != secrets_in(refused)[1]
+    [challenge] = [c for c in mailroom.challenges() if c.email == "ada@example.com"]
+    assert challenge.code_hash == code_digest_of(challenge, secrets_in(first)[0])
+    assert challenge.code_hash != code_digest_of(challenge, secrets_in(refused)[0])
+
+    # An invalid event replays by publishing its raw content again.
+    assert run(env, "failed", "replay", str(invalid[0]["id"])).returncode == 0
+    wait_until(lambda: len(mailroom.failed()) == 4, what="the replayed event to fail again")
+
+    grace = next(row for row in listed if row["recipient"] == "grace@example.com")
+    discarded = run(env, "failed", "discard", str(grace["id"]))
+    assert (discarded.returncode, discarded.stdout.strip()) == (0, f"{grace['id']}: discarded")
+    again = run(env, "failed", "discard", str(grace["id"]))
+    assert again.returncode == 1 and "is already discarded" in again.stderr
+    assert run(env, "failed", "replay", str(grace["id"])).returncode == 1
+
+    nothing = run(env, "failed", "replay", "--all", "--reason", "render_error")
+    assert (nothing.returncode, nothing.stderr.strip()) == (1, "Error: nothing to replay")
+    assert len(smtp_sink.messages) == 1
+
+
+def test_db_upgrade_on_a_fresh_sqlite_file(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"}
+    result = run(env, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert run(env, "failed", "list", "--json").stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_worker_command_runs_dramatiq_processes(env, smtp_sink, redis_server):
+    """The Procfile's worker, fed by raw redis-cli: no Dramatiq on the producer side."""
+    process = subprocess.Popen(
+        [MAILROOM, "worker", "--processes", "1", "--threads", "2"],
+        env={"PATH": os.environ["PATH"], **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        event = make_event(data={"email": "ada@example.com"})
+        subprocess.run(
+            ["redis-cli", "-u", redis_server.url, "XADD", "mailroom:events", "*",
+             "event", json.dumps(event)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        [message] = smtp_sink.wait_for(1, timeout=30)
+        assert message["To"] == "ada@example.com"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any(line["event"] == "email.sent" for line in lines)
+    assert not any(line["level"] in ("error", "critical") for line in lines)
