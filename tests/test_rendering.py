@@ -1,0 +1,42 @@
+"""Templates: autoescaped HTML, literal template syntax, strict variables, render errors."""
+
+from pathlib import Path
+
+import pytest
+
+from domain.errors import RenderError
+from tests.conftest import make_event
+from workers.rendering import Renderer
+
+CONTEXT = {"app": "notes", "name": None, "code": "123456", "link": "https://app.example.com/x?token=t",
+           "ttl_minutes": 5}  # fmt: skip
+
+
+def test_html_is_escaped_and_template_syntax_in_data_stays_literal():
+    rendered = Renderer().render(
+        "signup", "en", {**CONTEXT, "name": '<script>alert(1)</script> {{7*7}} "Ada"'}
+    )
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; {{7*7}} &#34;Ada&#34;" in rendered.html
+    assert "49" not in rendered.text and "{{7*7}}" in rendered.text
+    assert rendered.subject == "Your notes verification code"
+    assert "123456" in rendered.text and "123456" in rendered.html
+
+
+def test_a_missing_variable_is_a_render_error_not_an_empty_string():
+    with pytest.raises(RenderError, match="'code' is undefined"):
+        Renderer().render("signup", "en", {k: v for k, v in CONTEXT.items() if k != "code"})
+    with pytest.raises(RenderError, match="TemplateNotFound"):
+        Renderer().render("no_such_kind", "en", CONTEXT)
+
+
+def test_a_broken_template_dead_letters_the_email_at_once(mailroom, smtp_sink, tmp_path: Path):
+    (tmp_path / "signup").mkdir()
+    (tmp_path / "signup" / "subject.txt").write_text("{{ app }")
+    mailroom.rt.renderer = Renderer(tmp_path)
+    mailroom.publish(make_event())
+    [failed] = mailroom.wait_for_failed(1)
+    assert failed.reason == "render_error"
+    assert failed.error.startswith("template 'signup': TemplateSyntaxError")
+    assert failed.attempts == 0
+    assert smtp_sink.messages == []
