@@ -96,7 +96,7 @@ def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
         secret = _issue_secret(rt, session, claimed, now)
 
     try:
-        message = _compose(rt, email, secret, now)
+        message = _compose(rt, email, claimed.challenge, secret, now)
     except RenderError as exc:
         return _dead_letter_now(rt, email, Reason.RENDER_ERROR, str(exc), attempts=0)
 
@@ -181,10 +181,10 @@ def _issue_secret(rt, session, claimed, now: datetime) -> tokens.Secret | None:
     return secret
 
 
-def _compose(rt, email, secret: tokens.Secret | None, now: datetime):
+def _compose(rt, email, challenge, secret: tokens.Secret | None, now: datetime):
     context = dict(email.context)
     if secret is not None:
-        purpose = _purpose_of(email)
+        purpose = challenge.purpose
         context.update(
             code=secret.code,
             link=link_for(rt.settings.base_url, purpose, secret.token),
@@ -202,11 +202,6 @@ def _compose(rt, email, secret: tokens.Secret | None, now: datetime):
         message_id=message_id_for(sender),
         date=now,
     )
-
-
-def _purpose_of(email) -> str:
-    # One kind per purpose for the mails that carry a secret.
-    return email.kind
 
 
 def _retry_later(rt, email, error: str, *, attempts: int, retries: int) -> Delivery:
