@@ -36,3 +36,17 @@ class TransientError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """Retrying cannot help: 5xx reply, recipient rejected."""
+
+
+class VerificationFailed(MailroomError):
+    """A code or token did not verify.  ``code`` is one of four answers that
+    never tell whether an account or an address exists."""
+
+    INVALID = "invalid"
+    EXPIRED = "expired"
+    LOCKED = "locked"
+    RATE_LIMITED = "rate_limited"
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code

@@ -113,6 +113,21 @@ class InviteCreated(_Strict):
     locale: Locale | None = None
 
 
+class PasswordChanged(_Strict):
+    email: Address
+    user_id: Identifier
+    name: Text | None = None
+    locale: Locale | None = None
+
+
+class EmailChanged(_Strict):
+    user_id: Identifier
+    old_email: Address
+    new_email: Address
+    name: Text | None = None
+    locale: Locale | None = None
+
+
 class _Envelope(_Strict):
     version: int
     id: UUID
@@ -145,23 +160,44 @@ class InviteEvent(_Envelope):
     data: InviteCreated
 
 
+class PasswordChangedEvent(_Envelope):
+    type: Literal["password.changed"]
+    data: PasswordChanged
+
+
+class EmailChangedEvent(_Envelope):
+    type: Literal["email.changed"]
+    data: EmailChanged
+
+
+_EVENT_MODELS = (
+    SignupEvent,
+    LoginCodeEvent,
+    EmailChangeEvent,
+    PasswordResetEvent,
+    InviteEvent,
+    PasswordChangedEvent,
+    EmailChangedEvent,
+)
+
 Event = Annotated[
-    SignupEvent | LoginCodeEvent | EmailChangeEvent | PasswordResetEvent | InviteEvent,
+    SignupEvent
+    | LoginCodeEvent
+    | EmailChangeEvent
+    | PasswordResetEvent
+    | InviteEvent
+    | PasswordChangedEvent
+    | EmailChangedEvent,
     Field(discriminator="type"),
 ]
 
 _EVENT = TypeAdapter(Event)
 
 #: Every event type the contract accepts.
-EVENT_TYPES = tuple(
-    model.model_fields["type"].annotation.__args__[0]
-    for model in (SignupEvent, LoginCodeEvent, EmailChangeEvent, PasswordResetEvent, InviteEvent)
-)
+EVENT_TYPES = tuple(model.model_fields["type"].annotation.__args__[0] for model in _EVENT_MODELS)
 
 
-def parse_event(
-    raw: str | bytes,
-) -> SignupEvent | LoginCodeEvent | EmailChangeEvent | (PasswordResetEvent | InviteEvent):
+def parse_event(raw: str | bytes) -> _Envelope:
     """Validate one JSON event; raise ``InvalidEvent`` with a one-line reason."""
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > MAX_EVENT_BYTES:

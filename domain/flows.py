@@ -1,7 +1,8 @@
 """Flow decisions: what a validated event turns into (challenges and emails).
 
-Each event type routes to one planner.  A planner is a pure function of the event
-and the current time; the worker persists what it returns in one transaction.
+Each event type routes to one planner, a pure function of the event, the time
+and the ``FlowPolicy``.  What depends on history (rate limits, locks, a pending
+change of another user) is decided by ``gate`` from facts the worker reads.
 """
 
 from collections.abc import Callable, Mapping
@@ -9,16 +10,46 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from domain.policy import LINK_PATHS, SIGNUP_TTL
+from domain.addresses import mask_address
+from domain.policy import (
+    CODE_LENGTH,
+    LINK_PATHS,
+    MAX_CODE_TTL,
+    NOTICE_DELIVERY_WINDOW,
+    RATE_LIMIT_SENDS,
+)
 
 #: The locale used when an event names none.
 DEFAULT_LOCALE = "en"
 
-#: How long each purpose's secret stays valid once mailed.
-SECRET_TTL: dict[str, timedelta] = {"signup": SIGNUP_TTL}
-
 #: Purposes whose mail carries a typed code besides the link.
 CODE_PURPOSES = frozenset({"signup", "login", "email_change"})
+
+#: Every purpose a challenge can have.
+PURPOSES = ("signup", "login", "email_change", "password_reset", "invite")
+
+
+@dataclass(frozen=True)
+class FlowPolicy:
+    """The configurable part of the flows (from settings)."""
+
+    ttl: Mapping[str, timedelta] = field(
+        default_factory=lambda: {
+            "signup": timedelta(minutes=5),
+            "login": timedelta(minutes=5),
+            "email_change": timedelta(minutes=5),
+            "password_reset": timedelta(hours=1),
+            "invite": timedelta(days=7),
+        }
+    )
+    code_length: int = CODE_LENGTH
+    #: ``notice`` or ``none``: what a reset for an unknown account sends.
+    reset_unknown_account: str = "notice"
+
+    def __post_init__(self) -> None:
+        for purpose in CODE_PURPOSES:
+            if self.ttl[purpose] > MAX_CODE_TTL:
+                raise ValueError(f"a {purpose} code may live {MAX_CODE_TTL} at most")
 
 
 @dataclass(frozen=True)
@@ -26,8 +57,14 @@ class ChallengeSpec:
     purpose: str
     email: str
     user_id: str | None = None
+    #: For an email change: the address being claimed (where the secret goes).
     new_email: str | None = None
     data: Mapping = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """The address the secret is mailed to and verified for."""
+        return self.new_email or self.email
 
 
 @dataclass(frozen=True)
@@ -42,48 +79,158 @@ class EmailSpec:
 
 @dataclass(frozen=True)
 class Plan:
-    """``outcome`` is recorded on the event row; ``emails`` are queued for delivery."""
+    """``outcome`` is recorded on the event row; ``emails`` go through ``gate``."""
 
     outcome: str
     emails: tuple[EmailSpec, ...] = ()
+    #: Revoke this user's pending email change (a request for the current address).
+    cancel_pending_change_of: str | None = None
 
 
-def plan_signup(event, now: datetime) -> Plan:
-    data = event.data
-    challenge = ChallengeSpec(purpose="signup", email=data.email, user_id=data.user_id)
-    email = EmailSpec(
-        kind="signup",
-        recipient=data.email,
-        locale=data.locale or DEFAULT_LOCALE,
-        # A code that cannot arrive within its own lifetime is useless to a
-        # user watching the form: past this, it is dead-lettered, not sent.
-        deadline=now + SECRET_TTL["signup"],
-        context={"name": data.name, "app": event.source},
+@dataclass(frozen=True)
+class SendFacts:
+    """What the database knows about a recipient when a new mail is planned."""
+
+    recent_sends: int
+    address_locked: bool = False
+
+
+def gate(spec: EmailSpec, facts: SendFacts) -> str | None:
+    """None to send; otherwise why the mail is suppressed (recorded, not an error)."""
+    if spec.challenge is not None and facts.address_locked:
+        return "locked"
+    if facts.recent_sends >= RATE_LIMIT_SENDS:
+        return "rate_limited"
+    return None
+
+
+def _locale(data) -> str:
+    return data.locale or DEFAULT_LOCALE
+
+
+def _secret_mail(event, now, policy, kind, challenge, context, recipient=None) -> EmailSpec:
+    ttl = policy.ttl[challenge.purpose]
+    return EmailSpec(
+        kind=kind,
+        recipient=recipient or challenge.target,
+        locale=_locale(event.data),
+        # A secret that cannot arrive within its own lifetime is useless to a
+        # user waiting for it: past this, it is dead-lettered, not sent.
+        deadline=now + min(ttl, NOTICE_DELIVERY_WINDOW),
+        context={"app": event.source, "name": event.data.name, **context},
         challenge=challenge,
     )
-    return Plan(outcome="queued", emails=(email,))
 
 
-def plan_pending(event, now: datetime) -> Plan:
-    """Validated and recorded; the flow that mails it lands with the auth-flows work."""
-    return Plan(outcome="no_flow")
+def _notice(event, now, kind, recipient, context=None) -> EmailSpec:
+    return EmailSpec(
+        kind=kind,
+        recipient=recipient,
+        locale=_locale(event.data),
+        deadline=now + NOTICE_DELIVERY_WINDOW,
+        context={"app": event.source, "name": getattr(event.data, "name", None), **(context or {})},
+    )
+
+
+def plan_signup(event, now, policy) -> Plan:
+    data = event.data
+    challenge = ChallengeSpec(purpose="signup", email=data.email, user_id=data.user_id)
+    return Plan("queued", (_secret_mail(event, now, policy, "signup", challenge, {}),))
+
+
+def plan_login(event, now, policy) -> Plan:
+    data = event.data
+    challenge = ChallengeSpec(purpose="login", email=data.email, user_id=data.user_id)
+    return Plan("queued", (_secret_mail(event, now, policy, "login", challenge, {}),))
+
+
+def same_address(a: str, b: str) -> bool:
+    return a.casefold() == b.casefold()
+
+
+def plan_email_change(event, now, policy) -> Plan:
+    data = event.data
+    if same_address(data.new_email, data.current_email):
+        return Plan("cancelled", cancel_pending_change_of=data.user_id)
+    challenge = ChallengeSpec(
+        purpose="email_change",
+        email=data.current_email,
+        new_email=data.new_email,
+        user_id=data.user_id,
+    )
+    masked = {"new_email_masked": mask_address(data.new_email)}
+    return Plan(
+        "queued",
+        (
+            _secret_mail(event, now, policy, "email_change", challenge, {}),
+            _notice(event, now, "email_change_notice", data.current_email, masked),
+        ),
+    )
+
+
+def plan_password_reset(event, now, policy) -> Plan:
+    data = event.data
+    if not data.account_exists:
+        if policy.reset_unknown_account == "none":
+            return Plan("unknown_account")
+        notice = _notice(event, now, "password_reset_unknown", data.email)
+        return Plan("unknown_account", (notice,))
+    challenge = ChallengeSpec(purpose="password_reset", email=data.email, user_id=data.user_id)
+    return Plan("queued", (_secret_mail(event, now, policy, "password_reset", challenge, {}),))
+
+
+def plan_invite(event, now, policy) -> Plan:
+    data = event.data
+    invite = {
+        "invite_id": data.invite_id,
+        "workspace_id": data.workspace_id,
+        "workspace_name": data.workspace_name,
+        "role": data.role,
+        "inviter_name": data.inviter_name,
+        "existing_user": data.existing_user,
+    }
+    challenge = ChallengeSpec(purpose="invite", email=data.email, data=invite)
+    context = {key: invite[key] for key in ("inviter_name", "workspace_name", "role")}
+    context["existing_user"] = data.existing_user
+    return Plan("queued", (_secret_mail(event, now, policy, "invite", challenge, context),))
+
+
+def plan_password_changed(event, now, policy) -> Plan:
+    return Plan("queued", (_notice(event, now, "password_changed", event.data.email),))
+
+
+def plan_email_changed(event, now, policy) -> Plan:
+    data = event.data
+    masked = {"new_email_masked": mask_address(data.new_email)}
+    return Plan("queued", (_notice(event, now, "email_changed", data.old_email, masked),))
 
 
 PLANNERS: dict[str, Callable[..., Plan]] = {
     "user.signup_requested": plan_signup,
-    "login.code_requested": plan_pending,
-    "email.change_requested": plan_pending,
-    "password.reset_requested": plan_pending,
-    "invite.created": plan_pending,
+    "login.code_requested": plan_login,
+    "email.change_requested": plan_email_change,
+    "password.reset_requested": plan_password_reset,
+    "invite.created": plan_invite,
+    "password.changed": plan_password_changed,
+    "email.changed": plan_email_changed,
 }
 
 
-def plan_event(event, now: datetime) -> Plan:
-    return PLANNERS[event.type](event, now)
+def plan_event(event, now: datetime, policy: FlowPolicy | None = None) -> Plan:
+    return PLANNERS[event.type](event, now, policy or FlowPolicy())
 
 
-def secret_ttl(purpose: str) -> timedelta:
-    return SECRET_TTL[purpose]
+def email_changed_notice(
+    *, app: str, user_name: str | None, locale: str, old_email: str, new_email: str, now
+) -> EmailSpec:
+    """The notice to the old address once a change is verified (from the verification API)."""
+    return EmailSpec(
+        kind="email_changed",
+        recipient=old_email,
+        locale=locale,
+        deadline=now + NOTICE_DELIVERY_WINDOW,
+        context={"app": app, "name": user_name, "new_email_masked": mask_address(new_email)},
+    )
 
 
 def link_for(base_url: str, purpose: str, token: str) -> str:

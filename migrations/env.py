@@ -18,6 +18,13 @@ def _url() -> str:
     return load_settings().sqlalchemy_url
 
 
+def render_item(type_, obj, autogen_context):
+    # Migrations must not import the models: UTCDateTime is a plain timestamptz.
+    if type_ == "type" and type(obj).__name__ == "UTCDateTime":
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_migrations_offline() -> None:
     context.configure(url=_url(), target_metadata=Base.metadata, literal_binds=True)
     with context.begin_transaction():
@@ -33,6 +40,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

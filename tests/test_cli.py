@@ -11,8 +11,8 @@ import pytest
 
 from domain.tokens import code_digest
 from tests.conftest import TOKEN_SECRET, make_event
+from tests.mail import secrets_in
 from tests.servers import wait_until
-from tests.test_pipeline import secrets_in
 
 MAILROOM = str(Path(sys.executable).parent / "mailroom")
 

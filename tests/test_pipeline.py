@@ -5,32 +5,16 @@ import re
 import threading
 import time
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from domain import tokens
 from tests.conftest import BASE_URL, TOKEN_SECRET, make_event
+from tests.mail import parts, secrets_in
 from tests.servers import wait_until
 from workers import pipeline, store
 from workers.models import Email, EventRow
 from workers.sweeper import sweep
-
-CODE = re.compile(r"\b(\d{6})\b")
-
-
-def parts(message) -> tuple[str, str]:
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    html = message.get_body(preferencelist=("html",)).get_content()
-    return text, html
-
-
-def secrets_in(message) -> tuple[str, str]:
-    """The code and link token a user would read in the plain-text part."""
-    text, _ = parts(message)
-    code = CODE.search(text).group(1)
-    link = re.search(r"https://\S+", text).group(0)
-    return code, parse_qs(urlsplit(link).query)["token"][0]
 
 
 def test_signup_event_delivers_a_complete_mail(mailroom, smtp_sink):
@@ -241,15 +225,3 @@ def test_a_redelivered_deliver_for_a_sent_email_sends_nothing(mailroom, smtp_sin
     assert outcome.status == "skipped"
     time.sleep(0.3)
     assert len(smtp_sink.messages) == 1
-
-
-def test_events_without_a_mail_flow_yet_are_recorded(mailroom, smtp_sink):
-    mailroom.publish(
-        make_event(
-            "password.reset_requested",
-            {"email": "ada@example.com", "account_exists": True, "user_id": "u1"},
-        )
-    )
-    [row] = wait_until(lambda: mailroom.rows(EventRow), what="the event row")
-    assert row.outcome == "no_flow"
-    assert mailroom.failed() == []

@@ -6,8 +6,8 @@ import re
 from sqlalchemy import text
 
 from tests.conftest import BASE_URL, make_event
+from tests.mail import secrets_in
 from tests.servers import wait_until
-from tests.test_pipeline import secrets_in
 from workers import store
 from workers.models import Base
 

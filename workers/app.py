@@ -8,13 +8,14 @@ Nothing here runs at import.
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dramatiq
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from domain.errors import ConfigError
+from domain.flows import FlowPolicy
 from workers import embedded
 from workers.actors import Actors, declare
 from workers.broker import make_broker
@@ -32,7 +33,10 @@ def utcnow() -> datetime:
 class Runtime:
     settings: Settings
     redis_url: str
-    pepper: bytes
+    #: Key id -> pepper; ``key_id`` names the one new secrets use.
+    peppers: dict[str, bytes]
+    key_id: str
+    policy: FlowPolicy
     engine: Engine
     sessions: sessionmaker[Session]
     broker: dramatiq.Broker
@@ -64,10 +68,26 @@ def redis_url_for(settings: Settings) -> str:
     return url
 
 
-def pepper_for(settings: Settings) -> bytes:
-    if settings.token_secret:
-        return settings.token_secret.encode()
-    return embedded.token_secret(settings.state_dir).encode()
+def peppers_for(settings: Settings) -> dict[str, bytes]:
+    current = settings.token_secret or embedded.token_secret(settings.state_dir)
+    peppers = {settings.token_key_id: current.encode()}
+    for key_id, secret in settings.old_secrets:
+        peppers.setdefault(key_id, secret.encode())
+    return peppers
+
+
+def policy_for(settings: Settings) -> FlowPolicy:
+    return FlowPolicy(
+        ttl={
+            "signup": timedelta(minutes=settings.signup_ttl),
+            "login": timedelta(minutes=settings.login_ttl),
+            "email_change": timedelta(minutes=settings.email_change_ttl),
+            "password_reset": timedelta(minutes=settings.reset_ttl),
+            "invite": timedelta(days=settings.invite_ttl),
+        },
+        code_length=settings.code_length,
+        reset_unknown_account=settings.reset_unknown_account,
+    )
 
 
 def build_runtime(
@@ -85,7 +105,9 @@ def build_runtime(
     return Runtime(
         settings=settings,
         redis_url=redis_url,
-        pepper=pepper_for(settings),
+        peppers=peppers_for(settings),
+        key_id=settings.token_key_id,
+        policy=policy_for(settings),
         engine=engine,
         sessions=make_sessionmaker(engine),
         broker=broker,

@@ -138,6 +138,25 @@ def worker(processes: int, threads: int) -> None:
     sys.exit(dramatiq_main(args))
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, envvar="PORT", help="Port (or $PORT).")
+def serve(host: str, port: int) -> None:
+    """Serve the verification API over HTTP (the Procfile `web:`)."""
+    import uvicorn
+
+    from workers.api import create_app
+    from workers.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    runtime = _runtime(settings)
+    try:
+        uvicorn.run(create_app(runtime), host=host, port=port, log_config=None)
+    finally:
+        runtime.close()
+
+
 # ---------------------------------------------------------------- publish
 
 
@@ -456,6 +475,80 @@ def failed_discard(failed_ids) -> None:
         click.echo(f"mailroom: dead letter {failed_id} {problem}", err=True)
     if errors:
         sys.exit(EXIT_FAILED)
+
+
+@cli.group()
+def apikey() -> None:
+    """API keys of the apps that call the verification API."""
+
+
+def _sessions():
+    from workers.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(_settings().sqlalchemy_url))
+
+
+@apikey.command("create")
+@click.argument("app")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def apikey_create(app: str, as_json: bool) -> None:
+    """Create a key for APP (its events' `source`); the key is shown only now."""
+    from workers import apikeys
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", app):
+        raise click.BadParameter("an app id is a-z, 0-9, _ . - (at most 64)", param_hint="APP")
+    with _sessions().begin() as session:
+        row, key = apikeys.create(session, app, datetime.now(UTC))
+    if as_json:
+        _echo_json({"id": row.id, "app": app, "key": key})
+    else:
+        click.echo(key)
+        click.echo(f"key {row.id} for {app}: store it now, it cannot be shown again", err=True)
+
+
+@apikey.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def apikey_list(as_json: bool) -> None:
+    """List keys (their first characters only)."""
+    from workers import apikeys
+
+    with _sessions()() as session:
+        rows = apikeys.list_keys(session)
+    records = [
+        {
+            "id": r.id,
+            "app": r.app,
+            "prefix": r.prefix,
+            "created_at": r.created_at.isoformat(),
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+        }
+        for r in rows
+    ]
+    if as_json:
+        _echo_json(records)
+    elif not records:
+        click.echo("no API keys", err=True)
+    else:
+        _table(
+            ["ID", "APP", "KEY", "CREATED", "REVOKED"],
+            [
+                [str(r["id"]), r["app"], r["prefix"] + "...", r["created_at"][:19],
+                 (r["revoked_at"] or "-")[:19]]
+                for r in records
+            ],
+        )  # fmt: skip
+
+
+@apikey.command("revoke")
+@click.argument("key_id", metavar="ID", type=int)
+def apikey_revoke(key_id: int) -> None:
+    """Revoke a key at once."""
+    from workers import apikeys
+
+    with _sessions().begin() as session:
+        if not apikeys.revoke(session, key_id, datetime.now(UTC)):
+            raise Failure(f"no live API key with id {key_id}")
+    click.echo(f"{key_id}: revoked")
 
 
 # ---------------------------------------------------------------- db

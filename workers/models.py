@@ -7,7 +7,18 @@ emails hold the template context without the code or link.
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, Uuid
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -48,6 +59,10 @@ class EventRow(Base):
     outcome: Mapped[str] = mapped_column(String(32))
 
 
+#: SQL for "not consumed, revoked or superseded" (expiry is checked against the clock).
+LIVE = "consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
+
+
 class Challenge(Base):
     __tablename__ = "challenges"
 
@@ -70,7 +85,28 @@ class Challenge(Base):
     data: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_challenges_lookup", "app", "purpose", "email"),)
+    __table_args__ = (
+        Index("ix_challenges_lookup", "app", "purpose", "email"),
+        Index("ix_challenges_user", "app", "user_id"),
+        # One live pending email change per user, and one live claim per new
+        # address: two concurrent requests cannot both win.
+        Index(
+            "uq_challenges_change_user",
+            "app",
+            "user_id",
+            unique=True,
+            postgresql_where=text(f"purpose = 'email_change' AND {LIVE}"),
+            sqlite_where=text(f"purpose = 'email_change' AND {LIVE}"),
+        ),
+        Index(
+            "uq_challenges_change_address",
+            "app",
+            "new_email",
+            unique=True,
+            postgresql_where=text(f"purpose = 'email_change' AND {LIVE}"),
+            sqlite_where=text(f"purpose = 'email_change' AND {LIVE}"),
+        ),
+    )
 
 
 class Email(Base):
@@ -88,6 +124,8 @@ class Email(Base):
     context: Mapped[dict] = mapped_column(default=dict)
     #: queued | sending | sent | failed | suppressed
     status: Mapped[str] = mapped_column(String(16))
+    #: Why a suppressed email was not sent (rate_limited, locked).
+    suppressed_reason: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     deadline: Mapped[datetime]
@@ -104,6 +142,8 @@ class Email(Base):
         # The sweeper's scan: unfinished mail by when it is next due.
         Index("ix_emails_due", "status", "next_attempt_at"),
         Index("ix_emails_challenge", "challenge_id"),
+        # The rate limit's count: recent mail of one kind to one recipient.
+        Index("ix_emails_recipient_recent", "app", "recipient", "kind", "created_at"),
     )
 
 
@@ -134,3 +174,30 @@ class FailedEmail(Base):
         Index("ix_failed_emails_status_created", "status", "created_at"),
         Index("ix_failed_emails_reason", "reason"),
     )
+
+
+class AddressGuard(Base):
+    """Wrong codes in a row per address, across challenges, and the cool-down they earn."""
+
+    __tablename__ = "address_guards"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """An app's key for the verification API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    #: The first characters of the key, to recognise it in a list.
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

@@ -20,7 +20,7 @@ from domain import tokens
 from domain.addresses import mask_address
 from domain.errors import InvalidEvent, PermanentError, RenderError, TransientError
 from domain.events import parse_event
-from domain.flows import CODE_PURPOSES, link_for, plan_event, secret_ttl
+from domain.flows import CODE_PURPOSES, gate, link_for, plan_event
 from domain.messages import build_message, message_id_for
 from domain.policy import QUICK_RETRY_DELAYS, SEND_LEASE, Reason
 from workers import store
@@ -49,23 +49,51 @@ def accept_event(rt, raw: str, *, rejected: str | None = None) -> None:
         log.warning("event.invalid", error=str(exc), failed_id=failed_id)
         return
 
-    plan = plan_event(event, now)
+    plan = plan_event(event, now, rt.policy)
     with rt.sessions.begin() as session:
         if not store.record_event(session, event, plan.outcome, now):
             log.info("event.duplicate", event_id=str(event.id), type=event.type)
             return
-        email_ids = store.queue_emails(session, event, plan, now)
+        outcome, queued, suppressed = _apply_plan(session, event, plan, now)
+        if outcome != plan.outcome:
+            store.set_outcome(session, event.id, outcome)
     # After commit: a crash before these sends is recovered by the sweeper.
-    for email_id in email_ids:
+    for email_id in queued:
         rt.enqueue_delivery(email_id)
     log.info(
         "event.accepted",
         event_id=str(event.id),
         type=event.type,
         source=event.source,
-        outcome=plan.outcome,
-        emails=len(email_ids),
+        outcome=outcome,
+        emails=len(queued),
+        suppressed=suppressed or None,
     )
+
+
+def _apply_plan(session, event, plan, now) -> tuple[str, list[uuid.UUID], list[str]]:
+    """Persist a plan: challenges opened, mail queued or suppressed by the gate."""
+    app = event.source
+    if plan.cancel_pending_change_of:
+        store.revoke_pending_change(session, app, plan.cancel_pending_change_of, now)
+    queued, suppressed = [], []
+    for spec in plan.emails:
+        store.serialize_recipient(session, app, spec.recipient)
+        reason = gate(spec, store.send_facts(session, app, spec, now))
+        if reason is not None:
+            store.add_email(session, event.id, app, spec, now, suppressed_reason=reason)
+            suppressed.append(f"{spec.kind}:{reason}")
+            continue
+        challenge_id = None
+        if spec.challenge is not None:
+            challenge_id = store.open_challenge(session, app, event.id, spec.challenge, now)
+            if challenge_id is None:
+                # Another user's live change holds the address: nothing is sent.
+                return "refused:address_claimed", [], suppressed
+        queued.append(store.add_email(session, event.id, app, spec, now, challenge_id=challenge_id))
+    if suppressed and not queued:
+        return f"suppressed:{suppressed[0].partition(':')[2]}", [], suppressed
+    return plan.outcome, queued, suppressed
 
 
 @dataclass(frozen=True)
@@ -93,7 +121,12 @@ def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
                 email.last_error or "the deadline passed before the first attempt",
                 attempts=0,
             )
-        secret = _issue_secret(rt, session, claimed, now)
+        secret = _issue_secret(rt, session, claimed)
+        if claimed.challenge is not None and secret is None:
+            # A newer request, a revocation or a use came first: its code is moot.
+            store.suppress_email(session, email.id, "superseded")
+            log.info("email.suppressed", email_id=str(email.id), kind=email.kind, why="superseded")
+            return Delivery("suppressed")
 
     try:
         message = _compose(rt, email, claimed.challenge, secret, now)
@@ -151,34 +184,38 @@ def _quick_retries() -> Retrying:
     )
 
 
-def _issue_secret(rt, session, claimed, now: datetime) -> tokens.Secret | None:
-    """A fresh secret for this send; its digests replace the previous ones."""
+def _issue_secret(rt, session, claimed) -> tokens.Secret | None:
+    """A fresh secret for this send; its digests replace the previous ones.
+
+    None when the mail has no challenge, or its challenge is no longer live.
+    """
     challenge = claimed.challenge
     if challenge is None:
         return None
-    secret = tokens.new_secret(with_code=challenge.purpose in CODE_PURPOSES)
-    key_id = rt.settings.token_key_id
+    secret = tokens.new_secret(
+        with_code=challenge.purpose in CODE_PURPOSES, code_length=rt.policy.code_length
+    )
+    pepper = rt.peppers[rt.key_id]
     code_hash = None
     if secret.code is not None:
         code_hash = tokens.code_digest(
-            rt.pepper,
-            key_id=key_id,
+            pepper,
+            key_id=rt.key_id,
             app=challenge.app,
             purpose=challenge.purpose,
             challenge_id=str(challenge.id),
-            email=challenge.email,
+            email=challenge.new_email or challenge.email,
             code=secret.code,
         )
-    store.store_secret_digests(
+    live = store.store_secret_digests(
         session,
         challenge.id,
         code_hash=code_hash,
-        token_hash=tokens.token_digest(rt.pepper, key_id=key_id, token=secret.token),
-        key_id=key_id,
-        issued_at=now,
-        expires_at=now + secret_ttl(challenge.purpose),
+        token_hash=tokens.token_digest(pepper, key_id=rt.key_id, token=secret.token),
+        key_id=rt.key_id,
+        ttl_seconds=rt.policy.ttl[challenge.purpose].total_seconds(),
     )
-    return secret
+    return secret if live else None
 
 
 def _compose(rt, email, challenge, secret: tokens.Secret | None, now: datetime):
@@ -188,7 +225,7 @@ def _compose(rt, email, challenge, secret: tokens.Secret | None, now: datetime):
         context.update(
             code=secret.code,
             link=link_for(rt.settings.base_url, purpose, secret.token),
-            ttl_minutes=int(secret_ttl(purpose).total_seconds() // 60),
+            ttl_minutes=int(rt.policy.ttl[purpose].total_seconds() // 60),
         )
     rendered = rt.renderer.render(email.kind, email.locale, context)
     sender_name, sender = rt.settings.sender

@@ -92,6 +92,36 @@ class Settings(BaseModel):
     token_key_id: str = _setting(
         "k1", env="MAILROOM_TOKEN_KEY_ID", doc="Name of the current pepper, stored beside hashes."
     )
+    token_old_secrets: str | None = _setting(
+        env="MAILROOM_TOKEN_OLD_SECRETS",
+        doc="Retired peppers still accepted until their codes expire: `kid=secret,kid=secret`.",
+    )
+    code_length: int = _setting(
+        6, env="MAILROOM_CODE_LENGTH", doc="Digits in a verification code, 6 to 8."
+    )
+    signup_ttl: int = _setting(
+        5, env="MAILROOM_SIGNUP_TTL", doc="Minutes a sign-up code and link stay valid (1-10)."
+    )
+    login_ttl: int = _setting(
+        5, env="MAILROOM_LOGIN_TTL", doc="Minutes a login code and link stay valid (1-10)."
+    )
+    email_change_ttl: int = _setting(
+        5,
+        env="MAILROOM_EMAIL_CHANGE_TTL",
+        doc="Minutes an email-change code and link stay valid (1-10).",
+    )
+    reset_ttl: int = _setting(
+        60, env="MAILROOM_RESET_TTL", doc="Minutes a password-reset link stays valid (1-1440)."
+    )
+    invite_ttl: int = _setting(
+        7, env="MAILROOM_INVITE_TTL", doc="Days an invitation link stays valid (1-30)."
+    )
+    reset_unknown_account: Literal["notice", "none"] = _setting(
+        "notice",
+        env="MAILROOM_RESET_UNKNOWN_ACCOUNT",
+        doc="A reset for an account that does not exist: `notice` mails an "
+        '"unknown account" notice, `none` sends nothing. The producer cannot tell either way.',
+    )
     retry_min_backoff: float = _setting(
         15.0,
         env="MAILROOM_RETRY_MIN_BACKOFF",
@@ -133,6 +163,11 @@ class Settings(BaseModel):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @property
+    def old_secrets(self) -> list[tuple[str, str]]:
+        """(key id, pepper) pairs of retired peppers."""
+        return _old_secrets(self.token_old_secrets)
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":
@@ -180,10 +215,37 @@ def _check_values(s: Settings) -> None:
         raise ConfigError("MAILROOM_SMTP_PORT", "must be between 1 and 65535")
     if s.smtp_timeout <= 0:
         raise ConfigError("MAILROOM_SMTP_TIMEOUT", "must be a positive number of seconds")
+    for setting, value, low, high in (
+        ("MAILROOM_CODE_LENGTH", s.code_length, 6, 8),
+        ("MAILROOM_SIGNUP_TTL", s.signup_ttl, 1, 10),
+        ("MAILROOM_LOGIN_TTL", s.login_ttl, 1, 10),
+        ("MAILROOM_EMAIL_CHANGE_TTL", s.email_change_ttl, 1, 10),
+        ("MAILROOM_RESET_TTL", s.reset_ttl, 1, 1440),
+        ("MAILROOM_INVITE_TTL", s.invite_ttl, 1, 30),
+    ):
+        if not low <= value <= high:
+            raise ConfigError(setting, f"must be between {low} and {high}")
+    for key_id, secret in _old_secrets(s.token_old_secrets):
+        if not key_id or len(secret) < MIN_TOKEN_SECRET_LENGTH:
+            raise ConfigError(
+                "MAILROOM_TOKEN_OLD_SECRETS",
+                f"each entry is kid=secret with a secret of at least {MIN_TOKEN_SECRET_LENGTH} "
+                "characters",
+            )
     if not 0 < s.retry_min_backoff <= s.retry_max_backoff:
         raise ConfigError(
             "MAILROOM_RETRY_MIN_BACKOFF", "must be positive and at most MAILROOM_RETRY_MAX_BACKOFF"
         )
+
+
+def _old_secrets(value: str | None) -> list[tuple[str, str]]:
+    if not value:
+        return []
+    pairs = []
+    for entry in value.split(","):
+        key_id, _, secret = entry.strip().partition("=")
+        pairs.append((key_id.strip(), secret.strip()))
+    return pairs
 
 
 #: Environment variable -> description, in declaration order (for docs and checks).

@@ -4,17 +4,20 @@ State changes that two workers could race on are conditional UPDATEs, so the
 database decides who wins (claiming an email, replaying a dead letter).
 """
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from domain.flows import Plan
-from domain.policy import MAX_DEAD_LETTER_PAYLOAD
-from workers.models import Challenge, Email, EventRow, FailedEmail
+from domain.flows import ChallengeSpec, EmailSpec, SendFacts
+from domain.policy import MAX_DEAD_LETTER_PAYLOAD, RATE_LIMIT_WINDOW
+from workers.db import now_plus_sql, now_sql
+from workers.models import AddressGuard, Challenge, Email, EventRow, FailedEmail
 
 #: Email statuses from which nothing more will happen.
 FINAL_STATUSES = ("sent", "failed", "suppressed")
@@ -43,47 +46,165 @@ def record_event(session: Session, event, outcome: str, now: datetime) -> bool:
     return session.execute(statement).scalar_one_or_none() is not None
 
 
-def queue_emails(session: Session, event, plan: Plan, now: datetime) -> list[uuid.UUID]:
-    ids = []
-    for spec in plan.emails:
-        challenge_id = None
-        if spec.challenge is not None:
+def set_outcome(session: Session, event_id: uuid.UUID, outcome: str) -> None:
+    session.execute(update(EventRow).where(EventRow.id == event_id).values(outcome=outcome))
+
+
+def serialize_recipient(session: Session, app: str, recipient: str) -> None:
+    """Make concurrent plans for one recipient take turns, so a rate limit holds.
+
+    PostgreSQL: a transaction-scoped advisory lock.  SQLite: every write
+    transaction is already exclusive (BEGIN IMMEDIATE).
+    """
+    if session.bind.dialect.name == "postgresql":
+        digest = hashlib.sha256(f"{app}\x1f{recipient.casefold()}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def send_facts(session: Session, app: str, spec: EmailSpec, now: datetime) -> SendFacts:
+    recent = session.scalar(
+        select(func.count())
+        .select_from(Email)
+        .where(
+            Email.app == app,
+            Email.recipient == spec.recipient,
+            Email.kind == spec.kind,
+            # Every granted request counts, mailed or superseded before it left;
+            # only the requests the gate itself refused do not.
+            or_(Email.status != "suppressed", Email.suppressed_reason == "superseded"),
+            Email.created_at >= now - RATE_LIMIT_WINDOW,
+        )
+    )
+    locked = False
+    if spec.challenge is not None:
+        guard = session.get(AddressGuard, (app, spec.challenge.target))
+        locked = bool(guard and guard.locked_until and guard.locked_until > now)
+    return SendFacts(recent_sends=recent, address_locked=locked)
+
+
+def _live():
+    return (
+        Challenge.consumed_at.is_(None),
+        Challenge.revoked_at.is_(None),
+        Challenge.superseded_at.is_(None),
+    )
+
+
+def _same_subject(app: str, spec: ChallengeSpec):
+    """What a new challenge replaces: the previous one for the same thing."""
+    where = [Challenge.app == app, Challenge.purpose == spec.purpose, *_live()]
+    if spec.purpose == "email_change":
+        return [*where, Challenge.user_id == spec.user_id]
+    if spec.purpose == "invite":
+        return [*where, Challenge.data["invite_id"].as_string() == spec.data["invite_id"]]
+    return [*where, Challenge.email == spec.email]
+
+
+def open_challenge(
+    session: Session, app: str, event_id: uuid.UUID, spec: ChallengeSpec, now: datetime
+) -> uuid.UUID | None:
+    """Supersede the previous challenge for the same subject and open a new one.
+
+    The new challenge inherits the wrong-attempt count of the live one it
+    replaces, so asking for a new code never buys more guesses.  Returns None
+    when an email change claims an address another user's live change holds.
+    """
+    for _ in range(2):
+        with session.begin_nested() as savepoint:
+            inherited = 0
+            replaced = session.execute(
+                update(Challenge)
+                .where(*_same_subject(app, spec))
+                .values(superseded_at=now)
+                .returning(Challenge.attempts, Challenge.expires_at)
+            ).all()
+            for attempts, expires_at in replaced:
+                if expires_at is None or expires_at > now:
+                    inherited = max(inherited, attempts)
+            if spec.purpose == "email_change":
+                # An expired claim on the address no longer holds it.
+                session.execute(
+                    update(Challenge)
+                    .where(
+                        Challenge.app == app,
+                        Challenge.purpose == "email_change",
+                        Challenge.new_email == spec.new_email,
+                        Challenge.expires_at < now,
+                        *_live(),
+                    )
+                    .values(revoked_at=now)
+                )
             challenge_id = uuid.uuid4()
             session.add(
                 Challenge(
                     id=challenge_id,
-                    event_id=event.id,
-                    app=event.source,
-                    purpose=spec.challenge.purpose,
-                    user_id=spec.challenge.user_id,
-                    email=spec.challenge.email,
-                    new_email=spec.challenge.new_email,
-                    data=dict(spec.challenge.data),
-                    attempts=0,
+                    event_id=event_id,
+                    app=app,
+                    purpose=spec.purpose,
+                    user_id=spec.user_id,
+                    email=spec.email,
+                    new_email=spec.new_email,
+                    data=dict(spec.data),
+                    attempts=inherited,
                     created_at=now,
                 )
             )
-        email_id = uuid.uuid4()
-        session.add(
-            Email(
-                id=email_id,
-                event_id=event.id,
-                challenge_id=challenge_id,
-                app=event.source,
-                kind=spec.kind,
-                locale=spec.locale,
-                recipient=spec.recipient,
-                context=dict(spec.context),
-                status="queued",
-                attempts=0,
-                deadline=spec.deadline,
-                next_attempt_at=now,
-                created_at=now,
-            )
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                savepoint.rollback()
+                if "uq_challenges_change_user" in str(exc.orig):
+                    continue  # the same user's concurrent request won; supersede it too
+                return None
+            return challenge_id
+    return None
+
+
+def revoke_pending_change(session: Session, app: str, user_id: str, now: datetime) -> int:
+    return session.execute(
+        update(Challenge)
+        .where(
+            Challenge.app == app,
+            Challenge.purpose == "email_change",
+            Challenge.user_id == user_id,
+            *_live(),
         )
-        ids.append(email_id)
+        .values(revoked_at=now)
+    ).rowcount
+
+
+def add_email(
+    session: Session,
+    event_id: uuid.UUID | None,
+    app: str,
+    spec: EmailSpec,
+    now: datetime,
+    *,
+    challenge_id: uuid.UUID | None = None,
+    suppressed_reason: str | None = None,
+) -> uuid.UUID:
+    email_id = uuid.uuid4()
+    session.add(
+        Email(
+            id=email_id,
+            event_id=event_id,
+            challenge_id=challenge_id,
+            app=app,
+            kind=spec.kind,
+            locale=spec.locale,
+            recipient=spec.recipient,
+            context=dict(spec.context),
+            status="suppressed" if suppressed_reason else "queued",
+            suppressed_reason=suppressed_reason,
+            attempts=0,
+            deadline=spec.deadline,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
     session.flush()
-    return ids
+    return email_id
 
 
 @dataclass(frozen=True)
@@ -123,20 +244,34 @@ def store_secret_digests(
     code_hash: str | None,
     token_hash: str,
     key_id: str,
-    issued_at: datetime,
-    expires_at: datetime,
-) -> None:
-    """Replace the challenge's secret: the previous code and link stop working."""
+    ttl_seconds: float,
+) -> bool:
+    """Replace a live challenge's secret (the previous code and link stop working).
+
+    Issue and expiry times come from the database clock.  False when the
+    challenge is no longer live (superseded, revoked or used before this mail).
+    """
+    dialect = session.bind.dialect.name
+    return bool(
+        session.execute(
+            update(Challenge)
+            .where(Challenge.id == challenge_id, *_live())
+            .values(
+                code_hash=code_hash,
+                token_hash=token_hash,
+                key_id=key_id,
+                issued_at=now_sql(dialect),
+                expires_at=now_plus_sql(dialect, ttl_seconds),
+            )
+        ).rowcount
+    )
+
+
+def suppress_email(session: Session, email_id: uuid.UUID, reason: str) -> None:
     session.execute(
-        update(Challenge)
-        .where(Challenge.id == challenge_id)
-        .values(
-            code_hash=code_hash,
-            token_hash=token_hash,
-            key_id=key_id,
-            issued_at=issued_at,
-            expires_at=expires_at,
-        )
+        update(Email)
+        .where(Email.id == email_id)
+        .values(status="suppressed", suppressed_reason=reason, lease_until=None)
     )
 
 
