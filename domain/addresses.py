@@ -24,6 +24,12 @@ def normalize_address(value: str) -> str:
     return result.normalized
 
 
+def address_key(address: str) -> str:
+    """The form addresses are compared and bound in: mailbox providers ignore case,
+    so ``Ada@Example.com`` and ``ada@example.com`` are one recipient."""
+    return address.lower()
+
+
 def mask_address(address: str) -> str:
     """``jane@example.com`` -> ``j***@example.com``: enough to recognise, not to harvest."""
     local, sep, domain = address.rpartition("@")

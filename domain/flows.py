@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from domain.addresses import mask_address
+from domain.addresses import address_key, mask_address
 from domain.policy import (
     CODE_LENGTH,
     LINK_PATHS,
@@ -145,7 +145,7 @@ def plan_login(event, now, policy) -> Plan:
 
 
 def same_address(a: str, b: str) -> bool:
-    return a.casefold() == b.casefold()
+    return address_key(a) == address_key(b)
 
 
 def plan_email_change(event, now, policy) -> Plan:

@@ -82,6 +82,21 @@ def test_a_code_is_bound_to_its_purpose_address_and_app(mailroom, smtp_sink, ver
     assert verifier.verify_code("notes", "signup", "ada@example.com", code)
 
 
+def test_addresses_match_whatever_their_case(mailroom, smtp_sink, verifier):
+    mailroom.publish(signup(email="Ada.Lovelace@Example.com"))
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == "Ada.Lovelace@example.com"  # sent as given
+    code = code_in(message)
+    assert verifier.verify_code("notes", "signup", "ADA.LOVELACE@example.COM", code)
+    # And the rate limit is not dodged by changing case.
+    events = [signup(email=e) for e in ("ada.lovelace@example.com", "ADA.lovelace@example.com",
+                                         "Ada.Lovelace@EXAMPLE.com")]  # fmt: skip
+    for event in events:
+        mailroom.publish(event)
+    outcomes = sorted(outcome_of(mailroom, e) for e in events)
+    assert outcomes == ["queued", "queued", "suppressed:rate_limited"]
+
+
 def test_five_wrong_codes_lock_the_challenge(mailroom, smtp_sink, verifier):
     mailroom.publish(signup())
     code = code_in(smtp_sink.wait_for(1)[0])

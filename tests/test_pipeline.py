@@ -49,7 +49,7 @@ def test_signup_event_delivers_a_complete_mail(mailroom, smtp_sink):
         app="notes",
         purpose="signup",
         challenge_id=str(challenge.id),
-        email="Ada@example.com",
+        email="ada@example.com",  # bound in lower case: providers ignore case
         code=code,
     )
     assert challenge.token_hash == tokens.token_digest(pepper, key_id="k1", token=token)

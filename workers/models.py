@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -86,22 +87,13 @@ class Challenge(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (
-        Index("ix_challenges_lookup", "app", "purpose", "email"),
         Index("ix_challenges_user", "app", "user_id"),
-        # One live pending email change per user, and one live claim per new
-        # address: two concurrent requests cannot both win.
+        # One live pending email change per user (and, below, one live claim
+        # per new address): two concurrent requests cannot both win.
         Index(
             "uq_challenges_change_user",
             "app",
             "user_id",
-            unique=True,
-            postgresql_where=text(f"purpose = 'email_change' AND {LIVE}"),
-            sqlite_where=text(f"purpose = 'email_change' AND {LIVE}"),
-        ),
-        Index(
-            "uq_challenges_change_address",
-            "app",
-            "new_email",
             unique=True,
             postgresql_where=text(f"purpose = 'email_change' AND {LIVE}"),
             sqlite_where=text(f"purpose = 'email_change' AND {LIVE}"),
@@ -142,8 +134,6 @@ class Email(Base):
         # The sweeper's scan: unfinished mail by when it is next due.
         Index("ix_emails_due", "status", "next_attempt_at"),
         Index("ix_emails_challenge", "challenge_id"),
-        # The rate limit's count: recent mail of one kind to one recipient.
-        Index("ix_emails_recipient_recent", "app", "recipient", "kind", "created_at"),
     )
 
 
@@ -174,6 +164,27 @@ class FailedEmail(Base):
         Index("ix_failed_emails_status_created", "status", "created_at"),
         Index("ix_failed_emails_reason", "reason"),
     )
+
+
+# Addresses are matched without regard to case (providers ignore it); these
+# indexes serve those lookups.
+Index("ix_challenges_lookup", Challenge.app, Challenge.purpose, func.lower(Challenge.email))
+Index(
+    "uq_challenges_change_address",
+    Challenge.app,
+    func.lower(Challenge.new_email),
+    unique=True,
+    postgresql_where=text(f"purpose = 'email_change' AND {LIVE}"),
+    sqlite_where=text(f"purpose = 'email_change' AND {LIVE}"),
+)
+# The rate limit's count: recent mail of one kind to one recipient.
+Index(
+    "ix_emails_recipient_recent",
+    Email.app,
+    func.lower(Email.recipient),
+    Email.kind,
+    Email.created_at,
+)
 
 
 class AddressGuard(Base):

@@ -17,7 +17,7 @@ from tenacity import (
 )
 
 from domain import tokens
-from domain.addresses import mask_address
+from domain.addresses import address_key, mask_address
 from domain.errors import InvalidEvent, PermanentError, RenderError, TransientError
 from domain.events import parse_event
 from domain.flows import CODE_PURPOSES, gate, link_for, plan_event
@@ -204,7 +204,7 @@ def _issue_secret(rt, session, claimed) -> tokens.Secret | None:
             app=challenge.app,
             purpose=challenge.purpose,
             challenge_id=str(challenge.id),
-            email=challenge.new_email or challenge.email,
+            email=address_key(challenge.new_email or challenge.email),
             code=secret.code,
         )
     live = store.store_secret_digests(

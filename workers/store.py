@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from domain.addresses import address_key
 from domain.flows import ChallengeSpec, EmailSpec, SendFacts
 from domain.policy import MAX_DEAD_LETTER_PAYLOAD, RATE_LIMIT_WINDOW
 from workers.db import now_plus_sql, now_sql
@@ -57,7 +58,7 @@ def serialize_recipient(session: Session, app: str, recipient: str) -> None:
     transaction is already exclusive (BEGIN IMMEDIATE).
     """
     if session.bind.dialect.name == "postgresql":
-        digest = hashlib.sha256(f"{app}\x1f{recipient.casefold()}".encode()).digest()
+        digest = hashlib.sha256(f"{app}\x1f{address_key(recipient)}".encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)
         session.execute(select(func.pg_advisory_xact_lock(key)))
 
@@ -68,7 +69,7 @@ def send_facts(session: Session, app: str, spec: EmailSpec, now: datetime) -> Se
         .select_from(Email)
         .where(
             Email.app == app,
-            Email.recipient == spec.recipient,
+            func.lower(Email.recipient) == address_key(spec.recipient),
             Email.kind == spec.kind,
             # Every granted request counts, mailed or superseded before it left;
             # only the requests the gate itself refused do not.
@@ -78,7 +79,7 @@ def send_facts(session: Session, app: str, spec: EmailSpec, now: datetime) -> Se
     )
     locked = False
     if spec.challenge is not None:
-        guard = session.get(AddressGuard, (app, spec.challenge.target))
+        guard = session.get(AddressGuard, (app, address_key(spec.challenge.target)))
         locked = bool(guard and guard.locked_until and guard.locked_until > now)
     return SendFacts(recent_sends=recent, address_locked=locked)
 
@@ -98,7 +99,7 @@ def _same_subject(app: str, spec: ChallengeSpec):
         return [*where, Challenge.user_id == spec.user_id]
     if spec.purpose == "invite":
         return [*where, Challenge.data["invite_id"].as_string() == spec.data["invite_id"]]
-    return [*where, Challenge.email == spec.email]
+    return [*where, func.lower(Challenge.email) == address_key(spec.email)]
 
 
 def open_challenge(
@@ -129,7 +130,7 @@ def open_challenge(
                     .where(
                         Challenge.app == app,
                         Challenge.purpose == "email_change",
-                        Challenge.new_email == spec.new_email,
+                        func.lower(Challenge.new_email) == address_key(spec.new_email),
                         Challenge.expires_at < now,
                         *_live(),
                     )

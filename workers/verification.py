@@ -13,11 +13,11 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain import tokens
-from domain.addresses import mask_address, normalize_address
+from domain.addresses import address_key, mask_address, normalize_address
 from domain.errors import VerificationFailed
 from domain.flows import CODE_PURPOSES, PURPOSES, email_changed_notice
 from domain.policy import ADDRESS_COOLDOWN, MAX_ATTEMPTS, MAX_CONSECUTIVE_FAILURES
@@ -92,7 +92,7 @@ class Verifier:
         if purpose not in CODE_PURPOSES:
             raise VerificationFailed(INVALID)
         try:
-            address = normalize_address(email)
+            address = address_key(normalize_address(email))
         except ValueError:
             raise VerificationFailed(INVALID) from None
         outcome, verified, notices = self._verify_code(app, purpose, address, code)
@@ -121,7 +121,7 @@ class Verifier:
                 .where(
                     Challenge.app == app,
                     Challenge.purpose == purpose,
-                    _target(purpose) == address,
+                    func.lower(_target(purpose)) == address,
                     *_live(),
                 )
                 .order_by(Challenge.created_at.desc())

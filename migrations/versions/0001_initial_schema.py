@@ -53,9 +53,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
-    with op.batch_alter_table("challenges", schema=None) as batch_op:
-        batch_op.create_index("ix_challenges_lookup", ["app", "purpose", "email"], unique=False)
-
+    op.create_index(
+        "ix_challenges_lookup", "challenges", ["app", "purpose", sa.text("lower(email)")]
+    )
     op.create_table(
         "emails",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -133,8 +133,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_emails_challenge")
 
     op.drop_table("emails")
-    with op.batch_alter_table("challenges", schema=None) as batch_op:
-        batch_op.drop_index("ix_challenges_lookup")
-
+    op.drop_index("ix_challenges_lookup", table_name="challenges")
     op.drop_table("challenges")
     op.drop_table("events")

@@ -14,6 +14,9 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+#: A challenge not consumed, revoked or superseded.
+LIVE = "consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
+
 
 def upgrade() -> None:
     op.create_table(
@@ -37,60 +40,39 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key_hash"),
     )
-    with op.batch_alter_table("challenges", schema=None) as batch_op:
-        batch_op.create_index("ix_challenges_user", ["app", "user_id"], unique=False)
-        batch_op.create_index(
-            "uq_challenges_change_address",
-            ["app", "new_email"],
-            unique=True,
-            postgresql_where=sa.text(
-                "purpose = 'email_change' AND consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
-            ),
-            sqlite_where=sa.text(
-                "purpose = 'email_change' AND consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
-            ),
-        )
-        batch_op.create_index(
-            "uq_challenges_change_user",
-            ["app", "user_id"],
-            unique=True,
-            postgresql_where=sa.text(
-                "purpose = 'email_change' AND consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
-            ),
-            sqlite_where=sa.text(
-                "purpose = 'email_change' AND consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
-            ),
-        )
+    op.create_index("ix_challenges_user", "challenges", ["app", "user_id"])
+    # One live pending change per user, one live claim per new address.
+    op.create_index(
+        "uq_challenges_change_user",
+        "challenges",
+        ["app", "user_id"],
+        unique=True,
+        postgresql_where=sa.text(f"purpose = 'email_change' AND {LIVE}"),
+        sqlite_where=sa.text(f"purpose = 'email_change' AND {LIVE}"),
+    )
+    op.create_index(
+        "uq_challenges_change_address",
+        "challenges",
+        ["app", sa.text("lower(new_email)")],
+        unique=True,
+        postgresql_where=sa.text(f"purpose = 'email_change' AND {LIVE}"),
+        sqlite_where=sa.text(f"purpose = 'email_change' AND {LIVE}"),
+    )
     with op.batch_alter_table("emails", schema=None) as batch_op:
         batch_op.add_column(sa.Column("suppressed_reason", sa.String(length=32), nullable=True))
-        batch_op.create_index(
-            "ix_emails_recipient_recent", ["app", "recipient", "kind", "created_at"], unique=False
-        )
+    op.create_index(
+        "ix_emails_recipient_recent",
+        "emails",
+        ["app", sa.text("lower(recipient)"), "kind", "created_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_emails_recipient_recent", table_name="emails")
     with op.batch_alter_table("emails", schema=None) as batch_op:
-        batch_op.drop_index("ix_emails_recipient_recent")
         batch_op.drop_column("suppressed_reason")
-    with op.batch_alter_table("challenges", schema=None) as batch_op:
-        batch_op.drop_index(
-            "uq_challenges_change_user",
-            postgresql_where=sa.text(
-                "purpose = 'email_change' AND consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
-            ),
-            sqlite_where=sa.text(
-                "purpose = 'email_change' AND consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
-            ),
-        )
-        batch_op.drop_index(
-            "uq_challenges_change_address",
-            postgresql_where=sa.text(
-                "purpose = 'email_change' AND consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
-            ),
-            sqlite_where=sa.text(
-                "purpose = 'email_change' AND consumed_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
-            ),
-        )
-        batch_op.drop_index("ix_challenges_user")
+    op.drop_index("uq_challenges_change_address", table_name="challenges")
+    op.drop_index("uq_challenges_change_user", table_name="challenges")
+    op.drop_index("ix_challenges_user", table_name="challenges")
     op.drop_table("api_keys")
     op.drop_table("address_guards")
