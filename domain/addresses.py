@@ -24,6 +24,15 @@ def normalize_address(value: str) -> str:
     return result.normalized
 
 
+def ascii_address(address: str) -> str | None:
+    """The address with its domain in IDNA (``ü@bücher.de`` has none: its local
+    part is not ASCII), for servers that do not offer SMTPUTF8."""
+    try:
+        return validate_email(address, check_deliverability=False).ascii_email
+    except EmailNotValidError:
+        return None
+
+
 def address_key(address: str) -> str:
     """The form addresses are compared and bound in: mailbox providers ignore case,
     so ``Ada@Example.com`` and ``ada@example.com`` are one recipient."""

@@ -38,6 +38,17 @@ class PermanentError(DeliveryError):
     """Retrying cannot help: 5xx reply, recipient rejected."""
 
 
+class TransportConfigError(PermanentError):
+    """The transport itself is set up wrong (refused credentials, unverified sender
+    domain, untrusted certificate): no mail gets through it until an operator acts.
+    Another transport may still send, so failover moves on."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{problem} (check {setting})")
+        self.setting = setting
+        self.problem = problem
+
+
 class VerificationFailed(MailroomError):
     """A code or token did not verify.  ``code`` is one of four answers that
     never tell whether an account or an address exists."""

@@ -13,6 +13,13 @@ def message_id_for(sender: str) -> str:
     return make_msgid(domain=domain)
 
 
+def _address(address: str, name: str | None = None) -> Address:
+    # Given as parts, an internationalized local part is kept for SMTPUTF8
+    # (``addr_spec=`` would refuse it); addresses arrive validated.
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=name or "", username=local, domain=domain)
+
+
 def build_message(
     *,
     sender: str,
@@ -25,8 +32,8 @@ def build_message(
     sender_name: str | None = None,
 ) -> EmailMessage:
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = Address(display_name=sender_name or "", addr_spec=sender)
-    msg["To"] = Address(addr_spec=recipient)
+    msg["From"] = _address(sender, sender_name)
+    msg["To"] = _address(recipient)
     msg["Subject"] = subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id

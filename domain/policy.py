@@ -44,6 +44,15 @@ SEND_LEASE = timedelta(minutes=2)
 #: A queued email not picked up for this long is enqueued again by the sweeper.
 STALE_QUEUED_AFTER = timedelta(minutes=2)
 
+#: Transient failures in a row after which a transport's circuit opens.
+BREAKER_FAILURES = 3
+
+#: How long an open circuit skips its transport before one trial send.
+BREAKER_RESET = timedelta(seconds=30)
+
+#: An SMTP connection idle this long is checked with NOOP before it is reused.
+SMTP_IDLE_CHECK = timedelta(seconds=30)
+
 #: Where each purpose's link lands, below the public base URL.
 LINK_PATHS = {
     "signup": "/verify-email",
@@ -67,5 +76,14 @@ class Reason:
     EXPIRED_BEFORE_DELIVERY = "expired_before_delivery"
     #: The template failed to render.
     RENDER_ERROR = "render_error"
+    #: Every transport is set up wrong (credentials, sender domain, certificate).
+    MISCONFIGURED = "misconfigured"
 
-    ALL = (INVALID_EVENT, REJECTED, RETRIES_EXHAUSTED, EXPIRED_BEFORE_DELIVERY, RENDER_ERROR)
+    ALL = (
+        INVALID_EVENT,
+        REJECTED,
+        RETRIES_EXHAUSTED,
+        EXPIRED_BEFORE_DELIVERY,
+        RENDER_ERROR,
+        MISCONFIGURED,
+    )

@@ -48,7 +48,7 @@ def pg_url(postgres_server):
 
 @pytest.fixture(scope="session")
 def smtp_sink_server():
-    sink = SMTPSink()
+    sink = SMTPSink(enable_SMTPUTF8=False)
     yield sink
     sink.stop()
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine with Python 3.11:
-# installs Redis and PostgreSQL from Debian packages when absent, the Python
+# installs Redis, PostgreSQL and Postfix from Debian packages when absent, the Python
 # dependencies into .venv, then runs ruff and pytest (which start throwaway
 # servers on loopback). Extra arguments go to pytest.
 set -euo pipefail
@@ -10,10 +10,14 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/postfix ] || missing+=(postfix)
+command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "tests/run.sh: installing ${missing[*]} from Debian packages" >&2
+    # The tests run their own Postfix instance; the system one stays unconfigured.
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null

@@ -132,8 +132,12 @@ class PostgresServer:
 class SMTPSink:
     """An SMTP server that keeps what it accepts; it can refuse, or go down and up."""
 
-    def __init__(self) -> None:
+    def __init__(self, handler_class=None, **controller_options) -> None:
         self.port = free_port()
+        self.handler_class = handler_class or _Handler
+        self.controller_options = controller_options
+        #: NOOP commands received (idle-connection checks).
+        self.noops = 0
         self.messages: list = []
         #: What was refused while ``reply`` was set, to compare with later mail.
         self.rejected: list = []
@@ -144,7 +148,12 @@ class SMTPSink:
         self.start()
 
     def start(self) -> None:
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            self.handler_class(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            **self.controller_options,
+        )
         self.controller.start()
 
     def stop(self) -> None:
@@ -174,10 +183,19 @@ class _Handler:
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         parsed.envelope_from = envelope.mail_from
         parsed.envelope_to = list(envelope.rcpt_tos)
+        parsed.mail_options = list(envelope.mail_options)
+        parsed.peer = session.peer
+        parsed.login = getattr(session, "auth_data", None)
         reply = self.sink.reply
         with self.sink.lock:
             (self.sink.rejected if reply else self.sink.messages).append(parsed)
         if reply:
+            if reply.startswith("421"):
+                self.sink.reply = None  # one 421, then back to normal
             return reply
         await asyncio.sleep(0)
         return "250 2.0.0 OK queued"
+
+    async def handle_NOOP(self, server, session, envelope, arg):
+        self.sink.noops += 1
+        return "250 OK"

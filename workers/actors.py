@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from workers import app, pipeline
+from workers import pipeline
 
 #: Queue of raw events on their way to validation.
 EVENTS_QUEUE = "events"
@@ -25,14 +25,21 @@ DELIVER_MAX_RETRIES = 30
 DELIVER_TIME_LIMIT_MS = 120_000
 
 
+def _runtime():
+    # Imported here: workers.app declares these actors, so it imports this module.
+    from workers.app import current
+
+    return current()
+
+
 def handle_event(raw: str, rejected: str | None = None) -> None:
-    pipeline.accept_event(app.current(), raw, rejected=rejected)
+    pipeline.accept_event(_runtime(), raw, rejected=rejected)
 
 
 def deliver(email_id: str) -> None:
     message = CurrentMessage.get_current_message()
     retries = message.options.get("retries", 0) if message else 0
-    outcome = pipeline.deliver_email(app.current(), uuid.UUID(email_id), retries=retries)
+    outcome = pipeline.deliver_email(_runtime(), uuid.UUID(email_id), retries=retries)
     if outcome.retry_after_ms is not None:
         raise dramatiq.Retry("transient send failure", delay=outcome.retry_after_ms)
 

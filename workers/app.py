@@ -20,6 +20,7 @@ from workers import embedded
 from workers.actors import Actors, declare
 from workers.broker import make_broker
 from workers.db import make_engine, make_sessionmaker
+from workers.health import TransportHealth
 from workers.rendering import Renderer
 from workers.settings import Settings
 from workers.transports import Transport, make_transport
@@ -43,6 +44,7 @@ class Runtime:
     actors: Actors
     transport: Transport
     renderer: Renderer
+    health: TransportHealth
     clock: Callable[[], datetime] = utcnow
 
     def enqueue_event(self, raw: str, rejected: str | None = None) -> None:
@@ -53,6 +55,7 @@ class Runtime:
 
     def close(self) -> None:
         self.transport.close()
+        self.health.close()
         self.broker.close()
         self.engine.dispose()
 
@@ -94,6 +97,7 @@ def build_runtime(
     settings: Settings, *, redis_url: str | None = None, transport: Transport | None = None
 ) -> Runtime:
     redis_url = redis_url or redis_url_for(settings)
+    health = TransportHealth(redis_url)
     if settings.database_url is None:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
@@ -112,7 +116,8 @@ def build_runtime(
         sessions=make_sessionmaker(engine),
         broker=broker,
         actors=declare(broker),
-        transport=transport or make_transport(settings),
+        transport=transport or make_transport(settings, health=health),
+        health=health,
         renderer=Renderer(),
     )
 

@@ -21,7 +21,7 @@ from dramatiq.middleware import (
 )
 
 from domain.policy import Reason
-from workers import app, pipeline, store
+from workers import pipeline, store
 from workers.logs import get_logger
 
 #: Prefix of every key Dramatiq keeps in Redis (apart from the public ingress stream).
@@ -30,9 +30,16 @@ NAMESPACE = "mailroom:dq"
 log = get_logger("mailroom.broker")
 
 
+def _runtime():
+    # Imported here: workers.app builds the broker, so it imports this module.
+    from workers.app import current
+
+    return current()
+
+
 class DeadLetters(Middleware):
     def after_nack(self, broker, message):
-        rt = app.current()
+        rt = _runtime()
         exception = getattr(message, "_exception", None)
         error = f"{type(exception).__name__}: {exception}" if exception else "retries exhausted"
         try:
@@ -65,7 +72,7 @@ class Background(Middleware):
         from workers.ingress import IngressBridge
         from workers.sweeper import Sweeper
 
-        rt = app.current()
+        rt = _runtime()
         self.threads = [IngressBridge(rt), Sweeper(rt)]
         for thread in self.threads:
             thread.start()

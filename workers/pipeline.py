@@ -18,7 +18,13 @@ from tenacity import (
 
 from domain import tokens
 from domain.addresses import address_key, mask_address
-from domain.errors import InvalidEvent, PermanentError, RenderError, TransientError
+from domain.errors import (
+    InvalidEvent,
+    PermanentError,
+    RenderError,
+    TransientError,
+    TransportConfigError,
+)
 from domain.events import parse_event
 from domain.flows import CODE_PURPOSES, gate, link_for, plan_event
 from domain.messages import build_message, message_id_for
@@ -143,6 +149,8 @@ def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
 
     try:
         receipt = _quick_retries()(send_once)
+    except TransportConfigError as exc:
+        return _dead_letter_now(rt, email, Reason.MISCONFIGURED, str(exc), attempts=attempts)
     except PermanentError as exc:
         return _dead_letter_now(rt, email, Reason.REJECTED, str(exc), attempts=attempts)
     except TransientError as exc:
@@ -161,14 +169,14 @@ def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
             attempts=attempts,
             message_id=message["Message-ID"],
             provider_id=receipt.provider_id,
-            transport=rt.transport.name,
+            transport=receipt.transport or rt.transport.name,
         )
     log.info(
         "email.sent",
         email_id=str(email.id),
         kind=email.kind,
         to=mask_address(email.recipient),
-        transport=rt.transport.name,
+        transport=receipt.transport or rt.transport.name,
         attempts=email.attempts + attempts,
         destination=receipt.destination,
     )

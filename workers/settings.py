@@ -47,8 +47,11 @@ class Settings(BaseModel):
         env="MAILROOM_STATE_DIR",
         doc="Where the embedded default keeps its SQLite file, Redis and generated secret.",
     )
-    transport: Literal["file", "smtp"] = _setting(
-        "file", env="MAILROOM_TRANSPORT", doc="How mail leaves: `file` (`.eml` files) or `smtp`."
+    transport: str = _setting(
+        "file",
+        env="MAILROOM_TRANSPORT",
+        doc="How mail leaves: `file` (`.eml` files), `smtp`, `ses` or `gmail`; a comma list "
+        "such as `ses,smtp` fails over in that order.",
     )
     outbox_dir: Path = _setting(
         Path("outbox"), env="MAILROOM_OUTBOX_DIR", doc="Where the `file` transport writes."
@@ -74,6 +77,45 @@ class Settings(BaseModel):
     smtp_timeout: float = _setting(
         15.0, env="MAILROOM_SMTP_TIMEOUT", doc="Seconds to wait on any SMTP step."
     )
+    smtp_ca_file: Path | None = _setting(
+        env="MAILROOM_SMTP_CA_FILE",
+        doc="A PEM file of extra CA certificates to trust (a private relay's); "
+        "the system's CAs stay trusted.",
+    )
+    ses_region: str | None = _setting(
+        env="MAILROOM_SES_REGION",
+        doc="AWS region of SES (required with `ses` unless AWS_REGION is set). Credentials "
+        "come from the standard AWS chain (environment, profile, instance role).",
+    )
+    ses_configuration_set: str | None = _setting(
+        env="MAILROOM_SES_CONFIGURATION_SET", doc="SES configuration set for every mail."
+    )
+    ses_endpoint_url: str | None = _setting(
+        env="MAILROOM_SES_ENDPOINT_URL", doc="Another SES endpoint (a VPC endpoint, a test server)."
+    )
+    gmail_user: str | None = _setting(
+        env="MAILROOM_GMAIL_USER", doc="The Google account that sends (required with `gmail`)."
+    )
+    gmail_client_id: str | None = _setting(
+        env="MAILROOM_GMAIL_CLIENT_ID", doc="OAuth client id (required with `gmail`)."
+    )
+    gmail_client_secret: str | None = _setting(
+        env="MAILROOM_GMAIL_CLIENT_SECRET", doc="OAuth client secret (required with `gmail`)."
+    )
+    gmail_refresh_token: str | None = _setting(
+        env="MAILROOM_GMAIL_REFRESH_TOKEN",
+        doc="OAuth refresh token with the `https://mail.google.com/` scope "
+        "(required with `gmail`).",
+    )
+    gmail_token_uri: str = _setting(
+        "https://oauth2.googleapis.com/token",
+        env="MAILROOM_GMAIL_TOKEN_URI",
+        doc="Where access tokens are refreshed.",
+    )
+    gmail_smtp_host: str = _setting(
+        "smtp.gmail.com", env="MAILROOM_GMAIL_SMTP_HOST", doc="Gmail's SMTP server (STARTTLS)."
+    )
+    gmail_smtp_port: int = _setting(587, env="MAILROOM_GMAIL_SMTP_PORT", doc="Its port.")
     mail_from: str | None = _setting(
         env="MAILROOM_MAIL_FROM",
         doc="Sender, `addr@domain` or `Name <addr@domain>`. "
@@ -136,6 +178,11 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _setting(
         "INFO", env="LOG_LEVEL", doc="Lowest level logged."
     )
+
+    @property
+    def transports(self) -> tuple[str, ...]:
+        """The transports in failover order."""
+        return tuple(name.strip() for name in self.transport.split(","))
 
     @property
     def embedded(self) -> bool:
@@ -206,11 +253,7 @@ def _check_values(s: Settings) -> None:
             normalize_address(address)
         except ValueError as exc:
             raise ConfigError("MAILROOM_MAIL_FROM", str(exc)) from None
-    if s.transport == "smtp":
-        if not s.smtp_host:
-            raise ConfigError("MAILROOM_SMTP_HOST", "is required when MAILROOM_TRANSPORT=smtp")
-        if s.smtp_username and not s.smtp_password:
-            raise ConfigError("MAILROOM_SMTP_PASSWORD", "is required with MAILROOM_SMTP_USERNAME")
+    _check_transports(s)
     if s.smtp_port is not None and not 0 < s.smtp_port < 65536:
         raise ConfigError("MAILROOM_SMTP_PORT", "must be between 1 and 65535")
     if s.smtp_timeout <= 0:
@@ -238,6 +281,41 @@ def _check_values(s: Settings) -> None:
         )
 
 
+#: What each transport cannot work without.
+REQUIRED_FOR = {
+    "smtp": ("MAILROOM_SMTP_HOST",),
+    "gmail": (
+        "MAILROOM_GMAIL_USER",
+        "MAILROOM_GMAIL_CLIENT_ID",
+        "MAILROOM_GMAIL_CLIENT_SECRET",
+        "MAILROOM_GMAIL_REFRESH_TOKEN",
+    ),
+}
+
+
+def _check_transports(s: Settings) -> None:
+    names = s.transports
+    unknown = [n for n in names if n not in ("file", "smtp", "ses", "gmail")]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(
+            "MAILROOM_TRANSPORT",
+            "must list file, smtp, ses or gmail, each at most once (e.g. `ses,smtp`)",
+        )
+    values = {f.validation_alias: getattr(s, name) for name, f in Settings.model_fields.items()}
+    for transport in names:
+        for setting in REQUIRED_FOR.get(transport, ()):
+            if not values[setting]:
+                raise ConfigError(setting, f"is required when MAILROOM_TRANSPORT uses {transport}")
+    if "smtp" in names and s.smtp_username and not s.smtp_password:
+        raise ConfigError("MAILROOM_SMTP_PASSWORD", "is required with MAILROOM_SMTP_USERNAME")
+    if "ses" in names and not (
+        s.ses_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    ):
+        raise ConfigError("MAILROOM_SES_REGION", "is required with ses (or set AWS_REGION)")
+    if s.smtp_ca_file is not None and not s.smtp_ca_file.is_file():
+        raise ConfigError("MAILROOM_SMTP_CA_FILE", f"{s.smtp_ca_file} is not a readable file")
+
+
 def _old_secrets(value: str | None) -> list[tuple[str, str]]:
     if not value:
         return []
@@ -250,6 +328,45 @@ def _old_secrets(value: str | None) -> list[tuple[str, str]]:
 
 #: Environment variable -> description, in declaration order (for docs and checks).
 SETTINGS_DOC = {f.validation_alias: f.description for f in Settings.model_fields.values()}
+
+
+#: Settings whose values are never printed in full.
+SECRET_SETTINGS = frozenset(
+    {"MAILROOM_SMTP_PASSWORD", "MAILROOM_TOKEN_SECRET", "MAILROOM_TOKEN_OLD_SECRETS",
+     "MAILROOM_GMAIL_CLIENT_SECRET", "MAILROOM_GMAIL_REFRESH_TOKEN"}
+)  # fmt: skip
+#: Settings that are URLs and may carry a password.
+URL_SETTINGS = frozenset({"REDIS_URL", "DATABASE_URL"})
+
+
+def mask(value: str) -> str:
+    """At most the last 4 characters, and only of a value long enough to spare them."""
+    return "****" + value[-4:] if len(value) >= 16 else "****"
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def effective(settings: Settings, environ: Mapping[str, str] | None = None) -> list[dict]:
+    """Every setting with the value in force (secrets masked) and where it came from."""
+    environ = os.environ if environ is None else environ
+    rows = []
+    for name, field in Settings.model_fields.items():
+        env = field.validation_alias
+        value = getattr(settings, name)
+        shown = None if value is None else str(value)
+        if shown is not None and env in SECRET_SETTINGS:
+            shown = mask(shown)
+        elif shown is not None and env in URL_SETTINGS:
+            shown = _mask_url(shown)
+        source = "environment" if environ.get(env, "") != "" else "default"
+        rows.append({"setting": env, "value": shown, "source": source})
+    return rows
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -29,7 +29,7 @@ class FileTransport:
             os.replace(partial, target)
         except OSError as exc:
             raise TransientError(f"cannot write {target}: {exc.strerror or exc}") from exc
-        return Receipt(provider_id=None, destination=str(target))
+        return Receipt(destination=str(target), transport=self.name)
 
     def close(self) -> None:
         pass

@@ -1,94 +1,226 @@
-"""The ``smtp`` transport: smtplib with STARTTLS or implicit TLS, AUTH and a timeout.
+"""The ``smtp`` transport, and the SMTP session the ``gmail`` transport rides on.
 
-Reply classes decide retries: 4xx and connection failures are transient, 5xx
-permanent.
+One connection per worker thread, kept open and reused: checked with NOOP
+after SMTP_IDLE_CHECK of idleness, dropped after a 421 or a broken pipe (a
+stale connection is replaced and the mail tried once more at once).  TLS
+verifies certificates against the system's CAs plus MAILROOM_SMTP_CA_FILE.
+
+Replies decide retries: 4xx (421, 450, 451, 452...) and connection failures
+are transient, 5xx permanent; refused credentials or an untrusted certificate
+are configuration errors (permanent, but failover may try another transport).
 """
 
+import copy
 import smtplib
 import ssl
+import threading
+import time
+from collections.abc import Callable
 from email.message import EmailMessage
 
-from domain.errors import PermanentError, TransientError
+from domain.addresses import ascii_address
+from domain.errors import PermanentError, TransientError, TransportConfigError
+from domain.policy import SMTP_IDLE_CHECK
 from workers.transports import Receipt
 
 
 def classify(code: int, text: str) -> TransientError | PermanentError:
-    """An SMTP reply as one of our errors: 4xx transient, 5xx permanent."""
+    """An SMTP reply as one of our errors: 5xx permanent, anything else transient."""
     error_class = PermanentError if 500 <= code < 600 else TransientError
     return error_class(f"SMTP {code} {text}".strip())
 
 
-def _reply_text(raw) -> str:
+def _text(raw) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
 
-class SMTPTransport:
-    name = "smtp"
+def tls_context(ca_file=None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
 
+
+#: Authenticates an open session: user name and password, or an OAuth2 bearer.
+Login = Callable[[smtplib.SMTP, bool], None]
+
+
+def password_login(username: str, password: str) -> Login:
+    def login(client: smtplib.SMTP, _retry: bool) -> None:
+        client.login(username, password)
+
+    return login
+
+
+class SMTPTransport:
     def __init__(
         self,
         host: str,
         port: int,
         *,
         security: str = "starttls",
-        username: str | None = None,
-        password: str | None = None,
+        login: Login | None = None,
         timeout: float = 15.0,
-        tls_context: ssl.SSLContext | None = None,
+        ca_file=None,
+        name: str = "smtp",
+        credential_setting: str = "MAILROOM_SMTP_PASSWORD",
     ) -> None:
+        self.name = name
         self.host = host
         self.port = port
         self.security = security
-        self.username = username
-        self.password = password
+        self.login = login
         self.timeout = timeout
-        self.tls_context = tls_context or ssl.create_default_context()
+        self.tls = tls_context(ca_file)
+        self.credential_setting = credential_setting
+        self.idle_check = SMTP_IDLE_CHECK.total_seconds()
+        self._local = threading.local()
+        self._open: set[smtplib.SMTP] = set()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings) -> "SMTPTransport":
+        login = None
+        if settings.smtp_username:
+            login = password_login(settings.smtp_username, settings.smtp_password or "")
         return cls(
             settings.smtp_host,
             settings.effective_smtp_port,
             security=settings.smtp_security,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
+            login=login,
             timeout=settings.smtp_timeout,
+            ca_file=settings.smtp_ca_file,
         )
+
+    # ------------------------------------------------------------ connections
 
     def _connect(self) -> smtplib.SMTP:
         if self.security == "tls":
-            client = smtplib.SMTP_SSL(
-                self.host, self.port, timeout=self.timeout, context=self.tls_context
-            )
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            client.ehlo()
             if self.security == "starttls":
-                client.starttls(context=self.tls_context)
-        if self.username:
-            client.login(self.username, self.password or "")
+                client.starttls(context=self.tls)
+                client.ehlo()
+            if self.login is not None:
+                try:
+                    self.login(client, False)
+                except smtplib.SMTPAuthenticationError:
+                    self.login(client, True)  # a cached token may have just expired
+        except BaseException:
+            client.close()
+            raise
+        with self._lock:
+            self._open.add(client)
         return client
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
-        try:
-            client = self._connect()
+    def _session(self) -> tuple[smtplib.SMTP, bool]:
+        """This thread's connection (checked if idle) and whether it was reused."""
+        client = getattr(self._local, "client", None)
+        if client is not None and time.monotonic() - self._local.used > self.idle_check:
             try:
-                client.send_message(message, from_addr=sender, to_addrs=[recipient])
-            finally:
-                try:
-                    client.quit()
-                except (smtplib.SMTPException, OSError):
-                    client.close()
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            raise classify(code, _reply_text(text)) from exc
-        except smtplib.SMTPResponseException as exc:
-            raise classify(exc.smtp_code, _reply_text(exc.smtp_error)) from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise PermanentError(f"SMTP server {self.host}: {exc}") from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            detail = str(exc) or type(exc).__name__
-            raise TransientError(f"SMTP {self.host}:{self.port} unreachable: {detail}") from exc
-        return Receipt(provider_id=None, destination=f"{self.host}:{self.port}")
+                alive = client.noop()[0] == 250
+            except (smtplib.SMTPException, OSError):
+                alive = False
+            if not alive:
+                self._drop()
+                client = None
+        if client is not None:
+            return client, True
+        self._local.client = self._connect()
+        self._local.used = time.monotonic()
+        return self._local.client, False
+
+    def _drop(self) -> None:
+        client = getattr(self._local, "client", None)
+        self._local.client = None
+        if client is not None:
+            with self._lock:
+                self._open.discard(client)
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            clients, self._open = list(self._open), set()
+        for client in clients:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+        for _ in range(2):
+            reused = False
+            try:
+                client, reused = self._session()
+                outgoing, envelope_to = self._internationalize(client, message, recipient)
+                client.send_message(outgoing, from_addr=sender, to_addrs=[envelope_to])
+                self._local.used = time.monotonic()
+                return Receipt(destination=f"{self.host}:{self.port}", transport=self.name)
+            except smtplib.SMTPServerDisconnected as exc:
+                self._drop()
+                if reused:
+                    continue  # the kept connection had gone stale: once more, freshly
+                raise TransientError(f"SMTP {self.host}:{self.port} disconnected: {exc}") from exc
+            except smtplib.SMTPAuthenticationError as exc:
+                self._drop()
+                raise TransportConfigError(
+                    self.credential_setting,
+                    f"SMTP {self.host} refused the credentials: "
+                    f"{exc.smtp_code} {_text(exc.smtp_error)}",
+                ) from exc
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, text = next(iter(exc.recipients.values()))
+                self._after_refusal(code)
+                raise classify(code, _text(text)) from exc
+            except smtplib.SMTPResponseException as exc:
+                self._after_refusal(exc.smtp_code)
+                raise classify(exc.smtp_code, _text(exc.smtp_error)) from exc
+            except smtplib.SMTPNotSupportedError as exc:
+                self._drop()
+                raise TransportConfigError(
+                    "MAILROOM_SMTP_SECURITY", f"SMTP {self.host}: {exc}"
+                ) from exc
+            except ssl.SSLCertVerificationError as exc:
+                self._drop()
+                raise TransportConfigError(
+                    "MAILROOM_SMTP_CA_FILE",
+                    f"the certificate of {self.host} is not trusted: {exc.verify_message}",
+                ) from exc
+            except (smtplib.SMTPException, OSError) as exc:
+                self._drop()
+                detail = str(exc) or type(exc).__name__
+                raise TransientError(f"SMTP {self.host}:{self.port} unreachable: {detail}") from exc
+        raise TransientError(f"SMTP {self.host}:{self.port} keeps dropping the connection")
+
+    def _after_refusal(self, code: int) -> None:
+        # 421: the server is closing the session.  Otherwise the session is
+        # still good for the next mail once the failed transaction is reset.
+        if code == 421:
+            self._drop()
+            return
+        try:
+            self._local.client.rset()
+        except (smtplib.SMTPException, OSError, AttributeError):
+            self._drop()
+
+    def _internationalize(self, client, message: EmailMessage, recipient: str):
+        """Use SMTPUTF8 where the server offers it; else the address's ASCII form."""
+        if recipient.isascii() or client.has_extn("smtputf8"):
+            return message, recipient
+        ascii_form = ascii_address(recipient)
+        if ascii_form is None:
+            raise PermanentError(
+                f"{recipient!r} has a non-ASCII local part and SMTP {self.host} "
+                "does not offer SMTPUTF8"
+            )
+        outgoing = copy.deepcopy(message)
+        outgoing.replace_header("To", ascii_form)
+        return outgoing, ascii_form

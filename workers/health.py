@@ -1,0 +1,50 @@
+"""Transport health the operator can see (`mailroom status`), shared by all workers.
+
+A transport that turns out to be set up wrong is recorded as ``misconfigured``
+with the error and the setting to fix; its next success records ``ok``.  Each
+process writes only when the state it last wrote changes.
+"""
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import redis
+
+from workers.logs import get_logger
+
+#: Redis hash: transport name -> JSON state.
+KEY = "mailroom:transports"
+
+log = get_logger("mailroom.health")
+
+
+class TransportHealth:
+    def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(redis_url)
+        self.written: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def report(self, name: str, error) -> None:
+        state = {
+            "state": "ok" if error is None else "misconfigured",
+            "error": str(error) if error is not None else None,
+            "setting": getattr(error, "setting", None),
+        }
+        fingerprint = json.dumps(state, sort_keys=True)
+        with self.lock:
+            if self.written.get(name) == fingerprint:
+                return
+            self.written[name] = fingerprint
+        state["since"] = datetime.now(UTC).isoformat()
+        try:
+            self.client.hset(KEY, name, json.dumps(state))
+        except redis.RedisError as exc:
+            log.warning("health.unrecorded", transport=name, error=str(exc))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def read(client: redis.Redis) -> dict[str, dict]:
+    return {k.decode(): json.loads(v) for k, v in client.hgetall(KEY).items()}

@@ -1,0 +1,78 @@
+"""The configured transports in order, each behind a circuit breaker.
+
+A transport that fails transiently, is set up wrong, or whose circuit is open
+hands the mail to the next one.  A permanent refusal of the message or the
+recipient is final: another provider would be told the same.
+"""
+
+import time
+from email.message import EmailMessage
+
+from domain.breaker import CircuitBreaker
+from domain.errors import PermanentError, TransientError, TransportConfigError
+from workers.logs import get_logger
+from workers.transports import Receipt
+
+log = get_logger("mailroom.transport")
+
+
+class Chain:
+    name = "chain"
+
+    def __init__(self, transports, *, health=None, clock=time.monotonic) -> None:
+        self.transports = list(transports)
+        self.breakers = {t.name: CircuitBreaker() for t in self.transports}
+        self.health = health
+        self.clock = clock
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.transports]
+
+    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+        failures: list[tuple[str, Exception]] = []
+        for transport in self.transports:
+            breaker = self.breakers[transport.name]
+            if not breaker.allows(self.clock()):
+                failures.append((transport.name, TransientError("circuit open")))
+                continue
+            try:
+                receipt = transport.send(message, sender=sender, recipient=recipient)
+            except TransportConfigError as exc:
+                breaker.failed(self.clock())
+                self._report(transport.name, exc)
+                failures.append((transport.name, exc))
+                continue
+            except PermanentError:
+                breaker.succeeded()  # the transport works; the message is refused
+                raise
+            except TransientError as exc:
+                breaker.failed(self.clock())
+                failures.append((transport.name, exc))
+                continue
+            breaker.succeeded()
+            self._report(transport.name, None)
+            return receipt
+        raise _combined(failures)
+
+    def _report(self, name: str, error: TransportConfigError | None) -> None:
+        if error is not None:
+            log.error(
+                "transport.misconfigured", transport=name, setting=error.setting, error=str(error)
+            )
+        if self.health is not None:
+            self.health.report(name, error)
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+
+
+def _combined(failures: list[tuple[str, Exception]]) -> Exception:
+    if len(failures) == 1:
+        return failures[0][1]
+    text = "; ".join(f"{name}: {error}" for name, error in failures)
+    if all(isinstance(error, TransportConfigError) for _, error in failures):
+        first = failures[0][1]
+        return TransportConfigError(first.setting, text)
+    return TransientError(text)
