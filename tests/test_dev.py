@@ -80,6 +80,7 @@ def test_dev_refuses_a_bad_setting_in_one_line(tmp_path):
     result = run({"MAILROOM_TRANSPORT": "pigeon"}, "dev", cwd=tmp_path)
     assert result.returncode == 3
     assert result.stderr.strip() == (
-        "mailroom: configuration error: MAILROOM_TRANSPORT: Input should be 'file' or 'smtp'"
+        "mailroom: configuration error: MAILROOM_TRANSPORT: must list file, smtp, ses or gmail, "
+        "each at most once (e.g. `ses,smtp`)"
     )
     assert list(tmp_path.iterdir()) == []

@@ -205,3 +205,18 @@ def test_message_has_the_expected_headers_and_parts():
     assert msg["Message-ID"].endswith("@notes.example.com>")
     assert msg["Date"] == "Sun, 22 Nov 2026 10:00:00 +0000"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_circuit_breaker_opens_after_three_failures_and_tries_again_later():
+    from domain.breaker import CircuitBreaker
+
+    breaker = CircuitBreaker(failures=3, reset_after=30)
+    for t in (0, 1):
+        breaker.failed(t)
+    assert breaker.allows(2)
+    breaker.failed(2)
+    assert not breaker.allows(3) and breaker.allows(32)  # half-open: one trial
+    breaker.failed(32)  # the trial failed: open for another full period
+    assert not breaker.allows(50) and breaker.allows(62)
+    breaker.succeeded()
+    assert breaker.allows(63) and breaker.failures == 0

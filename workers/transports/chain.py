@@ -21,7 +21,13 @@ class Chain:
 
     def __init__(self, transports, *, health=None, clock=time.monotonic) -> None:
         self.transports = list(transports)
-        self.breakers = {t.name: CircuitBreaker() for t in self.transports}
+        # With a single transport there is nowhere to fail over to: every attempt
+        # goes to it, and its own error is what the retries and dead letter see.
+        self.breakers = {
+            t.name: CircuitBreaker() if len(self.transports) > 1 else _NeverOpen()
+            for t in self.transports
+        }
+        self.last_error: dict[str, Exception] = {}
         self.health = health
         self.clock = clock
 
@@ -34,12 +40,14 @@ class Chain:
         for transport in self.transports:
             breaker = self.breakers[transport.name]
             if not breaker.allows(self.clock()):
-                failures.append((transport.name, TransientError("circuit open")))
+                last = self.last_error.get(transport.name)
+                failures.append((transport.name, TransientError(f"circuit open (last: {last})")))
                 continue
             try:
                 receipt = transport.send(message, sender=sender, recipient=recipient)
             except TransportConfigError as exc:
                 breaker.failed(self.clock())
+                self.last_error[transport.name] = exc
                 self._report(transport.name, exc)
                 failures.append((transport.name, exc))
                 continue
@@ -48,6 +56,7 @@ class Chain:
                 raise
             except TransientError as exc:
                 breaker.failed(self.clock())
+                self.last_error[transport.name] = exc
                 failures.append((transport.name, exc))
                 continue
             breaker.succeeded()
@@ -66,6 +75,20 @@ class Chain:
     def close(self) -> None:
         for transport in self.transports:
             transport.close()
+
+
+class _NeverOpen:
+    def allows(self, now: float) -> bool:
+        return True
+
+    def is_open(self, now: float) -> bool:
+        return False
+
+    def succeeded(self) -> None:
+        pass
+
+    def failed(self, now: float) -> None:
+        pass
 
 
 def _combined(failures: list[tuple[str, Exception]]) -> Exception:
