@@ -19,9 +19,6 @@ from domain.policy import (
     RATE_LIMIT_SENDS,
 )
 
-#: The locale used when an event names none.
-DEFAULT_LOCALE = "en"
-
 #: Purposes whose mail carries a typed code besides the link.
 CODE_PURPOSES = frozenset({"signup", "login", "email_change"})
 
@@ -105,7 +102,8 @@ def gate(spec: EmailSpec, facts: SendFacts) -> str | None:
 
 
 def _locale(data) -> str:
-    return data.locale or DEFAULT_LOCALE
+    # Empty: the event names none, and the app's default locale applies.
+    return data.locale or ""
 
 
 def _secret_mail(event, now, policy, kind, challenge, context, recipient=None) -> EmailSpec:
@@ -117,7 +115,7 @@ def _secret_mail(event, now, policy, kind, challenge, context, recipient=None) -
         # A secret that cannot arrive within its own lifetime is useless to a
         # user waiting for it: past this, it is dead-lettered, not sent.
         deadline=now + min(ttl, NOTICE_DELIVERY_WINDOW),
-        context={"app": event.source, "name": event.data.name, **context},
+        context={"name": event.data.name, **context},
         challenge=challenge,
     )
 
@@ -128,7 +126,7 @@ def _notice(event, now, kind, recipient, context=None) -> EmailSpec:
         recipient=recipient,
         locale=_locale(event.data),
         deadline=now + NOTICE_DELIVERY_WINDOW,
-        context={"app": event.source, "name": getattr(event.data, "name", None), **(context or {})},
+        context={"name": getattr(event.data, "name", None), **(context or {})},
     )
 
 
@@ -229,7 +227,7 @@ def email_changed_notice(
         recipient=old_email,
         locale=locale,
         deadline=now + NOTICE_DELIVERY_WINDOW,
-        context={"app": app, "name": user_name, "new_email_masked": mask_address(new_email)},
+        context={"name": user_name, "new_email_masked": mask_address(new_email)},
     )
 
 

@@ -78,6 +78,8 @@ class Reason:
     RENDER_ERROR = "render_error"
     #: Every transport is set up wrong (credentials, sender domain, certificate).
     MISCONFIGURED = "misconfigured"
+    #: The event's source is not a configured app, and there is no default app.
+    UNKNOWN_SOURCE = "unknown_source"
 
     ALL = (
         INVALID_EVENT,
@@ -86,4 +88,5 @@ class Reason:
         EXPIRED_BEFORE_DELIVERY,
         RENDER_ERROR,
         MISCONFIGURED,
+        UNKNOWN_SOURCE,
     )

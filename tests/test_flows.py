@@ -349,14 +349,14 @@ def invite(existing=False, **extra):
 
 
 def test_invite_link_returns_the_invite_data(mailroom, smtp_sink, verifier):
-    mailroom.publish(invite(locale="fr"))
+    mailroom.publish(invite(locale="fr-CA"))  # the recipient's locale, via fr
     [message] = smtp_sink.wait_for(1)
-    assert message["Subject"] == "Ada invites you to join Engines"
+    assert message["Subject"] == "Ada vous invite à rejoindre Engines"
     text = parts(message)[0]
-    assert "this link creates one" in text and "expires in 7 days" in text
+    assert "le lien ci-dessous en crée un" in text and "expire dans 7 jours" in text
     assert link_in(message).startswith("https://app.example.com/invite/accept?token=")
     [email] = mailroom.emails()
-    assert email.locale == "fr"
+    assert email.locale == "fr-CA"
     [challenge] = mailroom.challenges()
     assert challenge.expires_at - challenge.issued_at == timedelta(days=7)
 
@@ -370,7 +370,9 @@ def test_invite_link_returns_the_invite_data(mailroom, smtp_sink, verifier):
 
 def test_an_existing_user_is_asked_to_sign_in(mailroom, smtp_sink):
     mailroom.publish(invite(existing=True))
-    text = parts(smtp_sink.wait_for(1)[0])[0]
+    message = smtp_sink.wait_for(1)[0]
+    assert message["Subject"] == "Ada invites you to join Engines"
+    text = parts(message)[0]
     assert "Sign in with this address and accept the invitation" in text
     assert "creates one" not in text
 

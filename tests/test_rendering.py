@@ -8,8 +8,8 @@ from domain.errors import RenderError
 from tests.conftest import make_event
 from workers.rendering import Renderer
 
-CONTEXT = {"app": "notes", "name": None, "code": "123456", "link": "https://app.example.com/x?token=t",
-           "ttl_minutes": 5}  # fmt: skip
+CONTEXT = {"product": "notes", "logo_url": None, "support_email": None, "name": None,
+           "code": "123456", "link": "https://app.example.com/x?t=t", "ttl_minutes": 5}  # fmt: skip
 
 
 def test_html_is_escaped_and_template_syntax_in_data_stays_literal():

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import VerificationFailed
+from domain.tokens import api_key_digest
 from workers import apikeys
 from workers.verification import Verifier
 
@@ -102,8 +103,10 @@ def create_app(runtime) -> FastAPI:
     ) -> str:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized()
-        with runtime.sessions() as session:
-            app_id = apikeys.app_for(session, credentials.credentials)
+        app_id = runtime.apps.app_for_key(api_key_digest(credentials.credentials))
+        if app_id is None:
+            with runtime.sessions() as session:
+                app_id = apikeys.app_for(session, credentials.credentials)
         if app_id is None:
             raise Unauthorized()
         return app_id

@@ -14,10 +14,12 @@ import dramatiq
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from domain.apps import Directory
 from domain.errors import ConfigError
 from domain.flows import FlowPolicy
 from workers import embedded
 from workers.actors import Actors, declare
+from workers.apps import load_directory
 from workers.broker import make_broker
 from workers.db import make_engine, make_sessionmaker
 from workers.health import TransportHealth
@@ -45,6 +47,7 @@ class Runtime:
     transport: Transport
     renderer: Renderer
     health: TransportHealth
+    apps: Directory
     clock: Callable[[], datetime] = utcnow
 
     def enqueue_event(self, raw: str, rejected: str | None = None) -> None:
@@ -118,7 +121,8 @@ def build_runtime(
         actors=declare(broker),
         transport=transport or make_transport(settings, health=health),
         health=health,
-        renderer=Renderer(),
+        renderer=Renderer(overrides=settings.templates_dir),
+        apps=load_directory(settings),
     )
 
 

@@ -54,6 +54,20 @@ def accept_event(rt, raw: str, *, rejected: str | None = None) -> None:
             )
         log.warning("event.invalid", error=str(exc), failed_id=failed_id)
         return
+    if rt.apps.for_source(event.source) is None:
+        error = f"source {event.source!r} is not a configured app and no default app is set"
+        with rt.sessions.begin() as session:
+            failed_id = store.dead_letter_event(
+                session,
+                raw,
+                reason=Reason.UNKNOWN_SOURCE,
+                error=error,
+                now=now,
+                event_id=event.id,
+                event_type=event.type,
+            )
+        log.warning("event.unknown_source", source=event.source, failed_id=failed_id)
+        return
 
     plan = plan_event(event, now, rt.policy)
     with rt.sessions.begin() as session:
@@ -127,6 +141,16 @@ def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
                 email.last_error or "the deadline passed before the first attempt",
                 attempts=0,
             )
+        app = rt.apps.for_source(email.app)
+        if app is None:
+            return _dead_letter(
+                rt,
+                session,
+                email,
+                Reason.UNKNOWN_SOURCE,
+                f"source {email.app!r} is no longer a configured app",
+                attempts=0,
+            )
         secret = _issue_secret(rt, session, claimed)
         if claimed.challenge is not None and secret is None:
             # A newer request, a revocation or a use came first: its code is moot.
@@ -135,11 +159,11 @@ def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
             return Delivery("suppressed")
 
     try:
-        message = _compose(rt, email, claimed.challenge, secret, now)
+        message = _compose(rt, app, email, claimed.challenge, secret, now)
     except RenderError as exc:
         return _dead_letter_now(rt, email, Reason.RENDER_ERROR, str(exc), attempts=0)
 
-    sender = rt.settings.sender[1]
+    sender = app.from_address
     attempts = 0
 
     def send_once():
@@ -226,20 +250,22 @@ def _issue_secret(rt, session, claimed) -> tokens.Secret | None:
     return secret if live else None
 
 
-def _compose(rt, email, challenge, secret: tokens.Secret | None, now: datetime):
-    context = dict(email.context)
+def _compose(rt, app, email, challenge, secret: tokens.Secret | None, now: datetime):
+    context = {**dict(email.context), **app.branding(email.app)}
     if secret is not None:
         purpose = challenge.purpose
+        minutes = int(rt.policy.ttl[purpose].total_seconds() // 60)
         context.update(
             code=secret.code,
-            link=link_for(rt.settings.base_url, purpose, secret.token),
-            ttl_minutes=int(rt.policy.ttl[purpose].total_seconds() // 60),
+            link=link_for(app.base_url, purpose, secret.token),
+            ttl_minutes=minutes,
+            ttl_days=minutes // 1440,
         )
-    rendered = rt.renderer.render(email.kind, email.locale, context)
-    sender_name, sender = rt.settings.sender
+    rendered = rt.renderer.render(email.kind, email.locale, context, app=app)
+    sender = app.from_address
     return build_message(
         sender=sender,
-        sender_name=sender_name,
+        sender_name=app.from_name or app.product(email.app),
         recipient=email.recipient,
         subject=rendered.subject,
         text=rendered.text,

@@ -126,6 +126,31 @@ class Settings(BaseModel):
         doc="Base of every link in a mail; links are never built from an event. "
         "Default in the embedded mode: `http://localhost:8000`.",
     )
+    apps_file: Path | None = _setting(
+        env="MAILROOM_APPS_FILE",
+        doc="A TOML file declaring the apps this fleet serves (branding, sender, links, "
+        "API keys); see *Apps and branding*. Unset: one app from the settings below.",
+    )
+    product_name: str | None = _setting(
+        env="MAILROOM_PRODUCT_NAME",
+        doc="Product name shown in mails (without an apps file). Unset: the event's `source`.",
+    )
+    support_email: str | None = _setting(
+        env="MAILROOM_SUPPORT_EMAIL", doc="Support address shown in mails (without an apps file)."
+    )
+    logo_url: str | None = _setting(
+        env="MAILROOM_LOGO_URL", doc="Logo shown atop HTML mails (without an apps file)."
+    )
+    default_locale: str = _setting(
+        "en",
+        env="MAILROOM_DEFAULT_LOCALE",
+        doc="Locale of mails whose event names none (without an apps file).",
+    )
+    templates_dir: Path | None = _setting(
+        env="MAILROOM_TEMPLATES_DIR",
+        doc="A directory whose templates and catalogs override the shipped ones, for every "
+        "app or per app; see *Templates and languages*.",
+    )
     token_secret: str | None = _setting(
         env="MAILROOM_TOKEN_SECRET",
         doc=f"Pepper for code and token hashes, at least {MIN_TOKEN_SECRET_LENGTH} characters. "
@@ -230,13 +255,19 @@ def _check_values(s: Settings) -> None:
     if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
     if not s.embedded:
-        for setting, value in (
-            ("MAILROOM_TOKEN_SECRET", s.token_secret),
-            ("MAILROOM_PUBLIC_BASE_URL", s.public_base_url),
-            ("MAILROOM_MAIL_FROM", s.mail_from),
-        ):
+        required = [("MAILROOM_TOKEN_SECRET", s.token_secret)]
+        if s.apps_file is None:  # otherwise each app says it
+            required += [
+                ("MAILROOM_PUBLIC_BASE_URL", s.public_base_url),
+                ("MAILROOM_MAIL_FROM", s.mail_from),
+            ]
+        for setting, value in required:
             if value is None:
                 raise ConfigError(setting, "is required when REDIS_URL is set")
+    if s.apps_file is not None and not s.apps_file.is_file():
+        raise ConfigError("MAILROOM_APPS_FILE", f"{s.apps_file} is not a readable file")
+    if s.templates_dir is not None and not s.templates_dir.is_dir():
+        raise ConfigError("MAILROOM_TEMPLATES_DIR", f"{s.templates_dir} is not a directory")
     if s.token_secret is not None and len(s.token_secret) < MIN_TOKEN_SECRET_LENGTH:
         raise ConfigError(
             "MAILROOM_TOKEN_SECRET", f"must be at least {MIN_TOKEN_SECRET_LENGTH} characters"

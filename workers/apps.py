@@ -1,0 +1,122 @@
+"""Loading the apps directory: a TOML file (MAILROOM_APPS_FILE), or one app from
+the environment settings.
+
+    default = "notes"            # optional: serves sources not listed below
+
+    [apps.notes]
+    product_name = "Notes"
+    from = "Notes <no-reply@notes.example.com>"
+    public_base_url = "https://notes.example.com"
+    support_email = "help@notes.example.com"
+    logo_url = "https://notes.example.com/logo.png"
+    default_locale = "en"
+    api_key_sha256 = ["<hex>"]  # `mailroom apikey create notes --no-store`
+
+An app leaves out what the environment settings give (MAILROOM_MAIL_FROM,
+MAILROOM_PUBLIC_BASE_URL, MAILROOM_SUPPORT_EMAIL...).
+"""
+
+import re
+import tomllib
+from email.utils import parseaddr
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from domain.addresses import normalize_address
+from domain.apps import App, Directory
+from domain.errors import ConfigError
+
+SETTING = "MAILROOM_APPS_FILE"
+
+
+class _AppEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    product_name: str | None = Field(None, max_length=100)
+    sender: str | None = Field(None, alias="from")
+    public_base_url: str | None = None
+    support_email: str | None = None
+    logo_url: str | None = None
+    default_locale: str | None = Field(None, max_length=35)
+    api_key_sha256: list[str] = []
+
+    @field_validator("api_key_sha256")
+    @classmethod
+    def _hex(cls, values):
+        for value in values:
+            if not re.fullmatch(r"[0-9a-f]{64}", value):
+                raise ValueError("each entry is a SHA-256 in lower-case hex (64 characters)")
+        return values
+
+    @field_validator("public_base_url", "logo_url")
+    @classmethod
+    def _url(cls, value):
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an absolute http(s) URL")
+        return value
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default: str | None = None
+    apps: dict[str, _AppEntry]
+
+
+def _app(app_id: str, entry: _AppEntry, settings) -> App:
+    sender = entry.sender or settings.mail_from
+    base_url = entry.public_base_url or settings.public_base_url
+    if settings.embedded:
+        sender = sender or "Mailroom <no-reply@example.com>"
+        base_url = base_url or settings.base_url
+    where = f"apps.{app_id}"
+    if not sender:
+        raise ConfigError(SETTING, f"{where}.from is required (or set MAILROOM_MAIL_FROM)")
+    if not base_url:
+        raise ConfigError(
+            SETTING, f"{where}.public_base_url is required (or set MAILROOM_PUBLIC_BASE_URL)"
+        )
+    name, address = parseaddr(sender)
+    support = entry.support_email or settings.support_email
+    try:
+        address = normalize_address(address)
+        support = normalize_address(support) if support else None
+    except ValueError as exc:
+        raise ConfigError(SETTING, f"{where}: {exc}") from None
+    return App(
+        id=app_id,
+        product_name=entry.product_name or settings.product_name,
+        from_address=address,
+        from_name=name or None,
+        base_url=base_url,
+        support_email=support,
+        logo_url=entry.logo_url or settings.logo_url,
+        default_locale=entry.default_locale or settings.default_locale,
+        api_key_hashes=frozenset(entry.api_key_sha256),
+    )
+
+
+def load_directory(settings) -> Directory:
+    if settings.apps_file is None:
+        # One app for every source, from the environment settings.
+        return Directory(default=_app("default", _AppEntry(), settings))
+    try:
+        raw = tomllib.loads(settings.apps_file.read_text())
+        parsed = _File.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(SETTING, f"{settings.apps_file}: {exc}") from None
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ConfigError(SETTING, f"{where}: {error['msg']}") from None
+    apps = {}
+    for app_id, entry in parsed.apps.items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", app_id):
+            raise ConfigError(SETTING, f"apps.{app_id}: an app id is a-z, 0-9, _ . - (at most 64)")
+        apps[app_id] = _app(app_id, entry, settings)
+    if parsed.default is not None and parsed.default not in apps:
+        raise ConfigError(SETTING, f"default: {parsed.default!r} is not one of the apps")
+    return Directory(apps=apps, default=apps.get(parsed.default) if parsed.default else None)
