@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine with Python 3.11:
-# installs Redis, PostgreSQL and Postfix from Debian packages when absent, the Python
+# installs Redis, PostgreSQL, Postfix and Chromium from Debian packages when absent, the Python
 # dependencies into .venv, then runs ruff and pytest (which start throwaway
 # servers on loopback). Extra arguments go to pytest.
 set -euo pipefail
@@ -12,6 +12,8 @@ command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -d /usr/share/fonts/truetype/wqy ] || missing+=(fonts-wqy-microhei)  # CJK in screenshots
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

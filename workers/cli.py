@@ -491,13 +491,28 @@ def _sessions():
 
 @apikey.command("create")
 @click.argument("app")
+@click.option(
+    "--no-store",
+    is_flag=True,
+    help="Do not store it: print the key and the api_key_sha256 line for the apps file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def apikey_create(app: str, as_json: bool) -> None:
+def apikey_create(app: str, no_store: bool, as_json: bool) -> None:
     """Create a key for APP (its events' `source`); the key is shown only now."""
+    from domain.tokens import api_key_digest, new_api_key
     from workers import apikeys
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", app):
         raise click.BadParameter("an app id is a-z, 0-9, _ . - (at most 64)", param_hint="APP")
+    if no_store:
+        key = new_api_key()
+        digest = api_key_digest(key)
+        if as_json:
+            _echo_json({"app": app, "key": key, "api_key_sha256": digest})
+        else:
+            click.echo(key)
+            click.echo(f'in [apps.{app}] of the apps file: api_key_sha256 = ["{digest}"]', err=True)
+        return
     with _sessions().begin() as session:
         row, key = apikeys.create(session, app, datetime.now(UTC))
     if as_json:
