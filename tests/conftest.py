@@ -6,7 +6,6 @@ tables and an empty Redis.
 
 import io
 import json
-import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -108,8 +107,6 @@ class Mailroom:
         self.log = io.StringIO()
         settings = load_settings(environ)
         configure_logging("json", "DEBUG", stream=self.log)
-        # aiosmtpd (the test's SMTP server, not mailroom) logs whole DATA lines.
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.rt = app.install(app.build_runtime(settings))
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.worker = None

@@ -186,6 +186,7 @@ class _Handler:
         parsed.mail_options = list(envelope.mail_options)
         parsed.peer = session.peer
         parsed.login = getattr(session, "auth_data", None)
+        parsed.arrived = time.time()
         reply = self.sink.reply
         with self.sink.lock:
             (self.sink.rejected if reply else self.sink.messages).append(parsed)

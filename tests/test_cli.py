@@ -213,3 +213,25 @@ def test_worker_command_runs_dramatiq_processes(env, smtp_sink, redis_server):
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(line["event"] == "email.sent" for line in lines)
     assert not any(line["level"] in ("error", "critical") for line in lines)
+
+
+def test_status_shows_health_mail_dead_letters_and_queues(make_mailroom, env, smtp_sink):
+    mailroom = make_mailroom(start_worker=False)
+    mailroom.publish(make_event())  # waits in the ingress stream
+    mailroom.rt.enqueue_event("{broken")  # waits in the events queue
+    report = run(env, "status", "--json")
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout) == {
+        "transports": {"smtp": {"state": "unknown", "error": None, "setting": None}},
+        "emails": {},
+        "dead_letters": 0,
+        "queues": {"ingress": 1, "events": 1, "mail": 0},
+    }
+    mailroom.start()
+    smtp_sink.wait_for(1)
+    mailroom.wait_for_failed(1)
+    text = run(env, "status")
+    assert text.returncode == 0
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith("transport smtp: ok")
+    assert "emails: sent 1" in lines and "dead letters: 1" in lines

@@ -10,6 +10,12 @@ import sys
 
 import structlog
 
+#: Libraries whose DEBUG output would carry secrets or personal data.
+QUIET_LOGGERS = (
+    "dramatiq", "workers.actors", "botocore", "boto3", "urllib3", "google", "redis", "httpx",
+    "httpcore", "mail.log",
+)  # fmt: skip
+
 #: Event keys whose values are never printed.
 SECRET_KEYS = frozenset({"code", "token", "link", "password", "secret", "authorization"})
 
@@ -54,12 +60,12 @@ def configure_logging(fmt: str | None = None, level: str = "INFO", stream=None) 
     root.handlers[:] = [handler]
     root.setLevel(level)
     numeric = logging.getLevelName(level)
-    # Chatty libraries stay at WARNING unless asked for DEBUG.
-    for name in ("urllib3", "botocore", "alembic"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, numeric))
-    # At DEBUG Dramatiq prints every message's arguments: whole events, with
-    # unmasked addresses.  Never below INFO, whatever LOG_LEVEL says.
-    for name in ("dramatiq", "workers.actors"):
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, numeric))
+    # At DEBUG these print what passes through them: Dramatiq every message's
+    # arguments (whole events, unmasked addresses), botocore and urllib3 whole
+    # requests (a raw mail, with its code), google-auth token responses.  They
+    # never go below INFO, whatever LOG_LEVEL says.
+    for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, numeric))
 
 
