@@ -6,6 +6,7 @@ tables and an empty Redis.
 
 import io
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -107,6 +108,8 @@ class Mailroom:
         self.log = io.StringIO()
         settings = load_settings(environ)
         configure_logging("json", "DEBUG", stream=self.log)
+        # aiosmtpd (the tests' SMTP server, not mailroom) logs every envelope.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.rt = app.install(app.build_runtime(settings))
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.worker = None

@@ -13,7 +13,7 @@ import structlog
 #: Libraries whose DEBUG output would carry secrets or personal data.
 QUIET_LOGGERS = (
     "dramatiq", "workers.actors", "botocore", "boto3", "urllib3", "google", "redis", "httpx",
-    "httpcore", "mail.log",
+    "httpcore",
 )  # fmt: skip
 
 #: Event keys whose values are never printed.

@@ -48,25 +48,11 @@ def accept_event(rt, raw: str, *, rejected: str | None = None) -> None:
             raise InvalidEvent(rejected)
         event = parse_event(raw)
     except InvalidEvent as exc:
-        with rt.sessions.begin() as session:
-            failed_id = store.dead_letter_event(
-                session, raw, reason=Reason.INVALID_EVENT, error=str(exc), now=now
-            )
-        log.warning("event.invalid", error=str(exc), failed_id=failed_id)
+        _refuse_event(rt, raw, Reason.INVALID_EVENT, str(exc), now)
         return
     if rt.apps.for_source(event.source) is None:
         error = f"source {event.source!r} is not a configured app and no default app is set"
-        with rt.sessions.begin() as session:
-            failed_id = store.dead_letter_event(
-                session,
-                raw,
-                reason=Reason.UNKNOWN_SOURCE,
-                error=error,
-                now=now,
-                event_id=event.id,
-                event_type=event.type,
-            )
-        log.warning("event.unknown_source", source=event.source, failed_id=failed_id)
+        _refuse_event(rt, raw, Reason.UNKNOWN_SOURCE, error, now, event)
         return
 
     plan = plan_event(event, now, rt.policy)
@@ -89,6 +75,21 @@ def accept_event(rt, raw: str, *, rejected: str | None = None) -> None:
         emails=len(queued),
         suppressed=suppressed or None,
     )
+
+
+def _refuse_event(rt, raw: str, reason: str, error: str, now, event=None) -> None:
+    """Dead-letter an event at once (never retried), keeping its raw content."""
+    with rt.sessions.begin() as session:
+        failed_id = store.dead_letter_event(
+            session,
+            raw,
+            reason=reason,
+            error=error,
+            now=now,
+            event_id=event.id if event else None,
+            event_type=event.type if event else None,
+        )
+    log.warning("event.refused", reason=reason, error=error, failed_id=failed_id)
 
 
 def _apply_plan(session, event, plan, now) -> tuple[str, list[uuid.UUID], list[str]]:

@@ -184,6 +184,7 @@ def add_email(
     *,
     challenge_id: uuid.UUID | None = None,
     suppressed_reason: str | None = None,
+    replay_of: int | None = None,
 ) -> uuid.UUID:
     email_id = uuid.uuid4()
     session.add(
@@ -201,6 +202,7 @@ def add_email(
             attempts=0,
             deadline=spec.deadline,
             next_attempt_at=now,
+            replay_of=replay_of,
             created_at=now,
         )
     )
@@ -448,35 +450,34 @@ def replay_email(session: Session, failed: FailedEmail, now: datetime) -> uuid.U
     The copy keeps the challenge, so delivering it issues a new secret for that
     challenge and the code in the failed mail (if any got out) stops working.
     """
-    original = session.get(Email, failed.email_id)
-    new_id = uuid.uuid4()
     won = session.execute(
         update(FailedEmail)
         .where(FailedEmail.id == failed.id, FailedEmail.status == "dead")
-        .values(status="replayed", replayed_email_id=new_id, replayed_at=now)
+        .values(status="replayed", replayed_at=now)
     ).rowcount
     if not won:
         return None
-    session.add(
-        Email(
-            id=new_id,
-            event_id=original.event_id,
-            challenge_id=original.challenge_id,
-            app=original.app,
-            kind=original.kind,
-            locale=original.locale,
-            recipient=original.recipient,
-            context=dict(original.context),
-            status="queued",
-            attempts=0,
-            # The same delivery window the original had, counted from now.
-            deadline=now + (original.deadline - original.created_at),
-            next_attempt_at=now,
-            replay_of=failed.id,
-            created_at=now,
-        )
+    original = session.get(Email, failed.email_id)
+    copy = EmailSpec(
+        kind=original.kind,
+        recipient=original.recipient,
+        locale=original.locale,
+        # The same delivery window the original had, counted from now.
+        deadline=now + (original.deadline - original.created_at),
+        context=original.context,
     )
-    session.flush()
+    new_id = add_email(
+        session,
+        original.event_id,
+        original.app,
+        copy,
+        now,
+        challenge_id=original.challenge_id,
+        replay_of=failed.id,
+    )
+    session.execute(
+        update(FailedEmail).where(FailedEmail.id == failed.id).values(replayed_email_id=new_id)
+    )
     return new_id
 
 
