@@ -1,0 +1,44 @@
+"""The ``mailroom`` command.
+
+Exit codes: 0 done; 1 the operation failed or found nothing to do (unknown id,
+invalid event, nothing to replay); 2 usage error; 3 configuration error (one
+line naming the setting); 4 Redis or the database is unreachable.
+"""
+
+import sys
+
+import click
+import redis
+import sqlalchemy.exc
+
+from domain.errors import ConfigError
+from workers.cli import (  # noqa: F401 (each module adds its commands to the group)
+    apikeys,
+    database,
+    failed,
+    operations,
+    previews,
+    publishing,
+    run,
+)
+from workers.cli.base import EXIT_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE, cli
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(EXIT_FAILED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        click.echo(f"mailroom: configuration error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        click.echo(f"mailroom: cannot reach Redis: {exc}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    except sqlalchemy.exc.OperationalError as exc:
+        click.echo(f"mailroom: cannot use the database: {exc.orig}", err=True)
+        sys.exit(EXIT_UNREACHABLE)

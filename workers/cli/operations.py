@@ -1,0 +1,170 @@
+"""Operating mailroom: `config show`, `send-test`, `status`."""
+
+import sys
+from datetime import UTC, datetime
+
+import click
+import redis
+
+from workers import store
+from workers.cli.base import (
+    EXIT_FAILED,
+    cli,
+    current_settings,
+    echo_json,
+    open_sessions,
+    table,
+)
+
+
+@cli.group()
+def config() -> None:
+    """The configuration in force."""
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def config_show(as_json: bool) -> None:
+    """Every setting's effective value (secrets masked) and where it came from."""
+    from workers.settings import effective
+
+    rows = effective(current_settings())
+    if as_json:
+        echo_json({row["setting"]: row["value"] for row in rows})
+        return
+    table(
+        ["SETTING", "VALUE", "SOURCE"],
+        [[r["setting"], "-" if r["value"] is None else r["value"], r["source"]] for r in rows],
+    )
+
+
+#: What to look at when a transport fails in a given way.
+HINTS = {
+    "file": "check that MAILROOM_OUTBOX_DIR is writable",
+    "smtp": "check MAILROOM_SMTP_HOST, MAILROOM_SMTP_PORT, MAILROOM_SMTP_SECURITY and that the "
+    "server is up and reachable from here",
+    "ses": "check MAILROOM_SES_REGION (or MAILROOM_SES_ENDPOINT_URL) and the network to AWS",
+    "gmail": "check MAILROOM_GMAIL_SMTP_HOST, the network, and MAILROOM_GMAIL_TOKEN_URI",
+}
+
+
+def _hint(transport: str, error: Exception) -> str:
+    from domain.errors import PermanentError, TransportConfigError
+
+    if isinstance(error, TransportConfigError):
+        return f"check {error.setting}"
+    if isinstance(error, PermanentError):
+        return (
+            "the server refused the message or the recipient: check the address, and that "
+            "MAILROOM_MAIL_FROM may send through this provider (verified sender, SPF/DKIM)"
+        )
+    return HINTS.get(transport, "check the transport's settings")
+
+
+@cli.command("send-test")
+@click.option("--to", "recipient", required=True, help="Where the test mail goes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def send_test(recipient: str, as_json: bool) -> None:
+    """Send a test mail through the configured transport(s), in failover order.
+
+    Prints the transport that accepted it, or each transport's exact error and
+    what to check.  Exit 0 if one accepted it, 1 if none did.
+    """
+    from domain.addresses import normalize_address
+    from domain.errors import MailroomError
+    from domain.messages import build_message, message_id_for
+    from workers.transports import make_backend
+
+    try:
+        recipient = normalize_address(recipient)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    settings = current_settings()
+    sender_name, sender = settings.sender
+    now = datetime.now(UTC)
+    attempts = []
+    for name in settings.transports:
+        backend = make_backend(name, settings)
+        message = build_message(
+            sender=sender,
+            sender_name=sender_name,
+            recipient=recipient,
+            subject="mailroom test message",
+            text=f"This test message was sent by `mailroom send-test` through {name} at "
+            f"{now:%Y-%m-%d %H:%M:%S} UTC.\n",
+            html=f"<p>This test message was sent by <code>mailroom send-test</code> through "
+            f"{name} at {now:%Y-%m-%d %H:%M:%S} UTC.</p>",
+            message_id=message_id_for(sender),
+            date=now,
+        )
+        try:
+            receipt = backend.send(message, sender=sender, recipient=recipient)
+        except MailroomError as exc:
+            attempts.append({"transport": name, "error": str(exc), "check": _hint(name, exc)})
+            if not as_json:
+                click.echo(f"{name}: failed: {exc}", err=True)
+                click.echo(f"{name}: {_hint(name, exc)}", err=True)
+            continue
+        finally:
+            backend.close()
+        attempts.append(
+            {
+                "transport": name,
+                "accepted": True,
+                "destination": receipt.destination,
+                "provider_id": receipt.provider_id,
+                "message_id": message["Message-ID"],
+            }
+        )
+        if as_json:
+            echo_json(attempts)
+        else:
+            extra = f", id {receipt.provider_id}" if receipt.provider_id else ""
+            click.echo(f"{name}: accepted ({receipt.destination}{extra}) {message['Message-ID']}")
+        return
+    if as_json:
+        echo_json(attempts)
+    sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Transports' health, mail by status, dead letters and queue depths.
+
+    Exit 1 when a transport is misconfigured (for monitoring).
+    """
+    from workers import health
+    from workers.actors import EVENTS_QUEUE, MAIL_QUEUE
+    from workers.app import redis_url_for
+    from workers.broker import NAMESPACE
+    from workers.ingress import STREAM
+
+    settings = current_settings()
+    with open_sessions()() as session:
+        emails = store.count_by_status(session)
+        dead = len(store.list_failed(session))
+    with redis.Redis.from_url(redis_url_for(settings)) as client:
+        transports = health.read(client)
+        queues = {
+            "ingress": client.xlen(STREAM) if client.exists(STREAM) else 0,
+            EVENTS_QUEUE: client.llen(f"{NAMESPACE}:{EVENTS_QUEUE}"),
+            MAIL_QUEUE: client.llen(f"{NAMESPACE}:{MAIL_QUEUE}"),
+        }
+    for name in settings.transports:
+        transports.setdefault(name, {"state": "unknown", "error": None, "setting": None})
+    report = {"transports": transports, "emails": emails, "dead_letters": dead, "queues": queues}
+    broken = any(state["state"] == "misconfigured" for state in transports.values())
+    if as_json:
+        echo_json(report)
+        sys.exit(EXIT_FAILED if broken else 0)
+    for name, state in transports.items():
+        line = f"transport {name}: {state['state']}"
+        if state.get("error"):
+            line += f": {state['error']}"
+        click.echo(line)
+    click.echo("emails: " + (", ".join(f"{k} {v}" for k, v in sorted(emails.items())) or "none"))
+    click.echo(f"dead letters: {dead}")
+    click.echo("queued: " + ", ".join(f"{k} {v}" for k, v in queues.items()))
+    if broken:
+        sys.exit(EXIT_FAILED)

