@@ -10,6 +10,7 @@ normalized.  ``parse_event`` is the only way in; it raises ``InvalidEvent`` with
 one-line reason that ends up on the dead letter.
 """
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Literal
@@ -209,6 +210,32 @@ def parse_event(raw: str | bytes) -> _Envelope:
     if event.version not in SUPPORTED_VERSIONS:
         raise InvalidEvent(f"version: {event.version} is not supported (supported: 1)")
     return event
+
+
+#: Field names whose values a dead letter never keeps, should a producer send them.
+_SECRET_FIELD = re.compile(r"pass|secret|token|code|otp|pin|credential|key", re.IGNORECASE)
+
+
+def redact(raw: str) -> str:
+    """The raw event as a dead letter keeps it: values under secret-looking names
+    are replaced, so a producer's mistake does not leave a password at rest."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+
+    def scrub(node):
+        if isinstance(node, dict):
+            return {
+                k: "[redacted]" if _SECRET_FIELD.search(str(k)) else scrub(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [scrub(item) for item in node]
+        return node
+
+    cleaned = scrub(value)
+    return raw if cleaned == value else json.dumps(cleaned, ensure_ascii=False)
 
 
 def _describe(exc: ValidationError) -> str:

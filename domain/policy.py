@@ -39,7 +39,12 @@ NOTICE_DELIVERY_WINDOW = timedelta(hours=24)
 QUICK_RETRY_DELAYS = (1, 2, 4)
 
 #: A delivery claim lasts this long; a worker killed mid-send frees it when it lapses.
-SEND_LEASE = timedelta(minutes=2)
+#: Longer than any one delivery can take (QUICK_RETRY_BUDGET plus a last attempt
+#: of at most two transports' timeouts).
+SEND_LEASE = timedelta(minutes=5)
+
+#: Seconds after which no further quick retry starts.
+QUICK_RETRY_BUDGET = 60
 
 #: A queued email not picked up for this long is enqueued again by the sweeper.
 STALE_QUEUED_AFTER = timedelta(minutes=2)

@@ -235,3 +235,11 @@ def test_status_shows_health_mail_dead_letters_and_queues(make_mailroom, env, sm
     lines = text.stdout.splitlines()
     assert lines[0].startswith("transport smtp: ok")
     assert "emails: sent 1" in lines and "dead letters: 1" in lines
+
+
+def test_a_database_without_the_schema_says_what_to_run(tmp_path):
+    result = run({"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}, "failed", "list")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "mailroom: the database has no mailroom schema yet: run `mailroom db upgrade`"
+    )

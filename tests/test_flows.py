@@ -11,7 +11,7 @@ from sqlalchemy import update
 from domain.errors import VerificationFailed
 from tests.conftest import make_event
 from tests.mail import code_in, link_in, parts, secrets_in, to, token_in
-from tests.servers import wait_until
+from tests.servers import SMTPSink, wait_until
 from workers import pipeline
 from workers.models import Challenge, Email, EventRow
 from workers.verification import Verifier
@@ -383,3 +383,51 @@ def test_invites_to_two_workspaces_both_stay_valid(mailroom, smtp_sink, verifier
     first, second = smtp_sink.wait_for(2)
     assert verifier.consume_token("notes", "invite", token_in(first))
     assert verifier.consume_token("notes", "invite", token_in(second))
+
+
+def test_non_ascii_addresses_match_and_count_whatever_their_case(make_mailroom):
+    sink = SMTPSink(enable_SMTPUTF8=True)
+    try:
+        mailroom = make_mailroom(MAILROOM_SMTP_PORT=str(sink.port))
+        verifier = Verifier(mailroom.rt)
+        events = [signup(email=e) for e in ("Ünal@example.com", "ünal@example.com",
+                                            "ÜNAL@example.com", "üNAL@example.com")]  # fmt: skip
+        for event in events:
+            mailroom.publish(event)
+        outcomes = sorted(outcome_of(mailroom, e) for e in events)
+        assert outcomes == ["queued"] * 3 + ["suppressed:rate_limited"]
+        wait_until(
+            lambda: not mailroom.rows(Email, Email.status.in_(["queued", "sending"])),
+            what="deliveries to settle",
+        )
+        code = code_in(sink.wait_for(1)[-1])
+        assert verifier.verify_code("notes", "signup", "ünal@EXAMPLE.com", code)
+    finally:
+        sink.stop()
+
+
+def test_answers_do_not_tell_whether_another_purpose_has_a_challenge(mailroom, smtp_sink, verifier):
+    # ada has a live login challenge; bob has none but three wrong sign-up codes.
+    mailroom.publish(
+        make_event("login.code_requested", {"email": "ada@example.com", "user_id": "1"})
+    )
+    smtp_sink.wait_for(1)
+    for _ in range(3):
+        failure(verifier.verify_code, "notes", "signup", "bob@example.com", "111111")
+
+    def answers(address):
+        return [failure(verifier.verify_code, "notes", "login", address, "000000x")
+                for _ in range(7)]  # fmt: skip
+
+    assert answers("ada@example.com") == answers("bob@example.com")
+    assert answers("carol@example.com")[:6] == ["invalid"] * 5 + ["locked"]
+
+
+def test_a_producers_stray_secret_is_not_kept_on_the_dead_letter(mailroom):
+    event = make_event(data={"email": "ada@example.com", "password": "hunter2-secret"})
+    mailroom.publish(event)
+    [failed] = mailroom.wait_for_failed(1)
+    assert failed.error == "data.password: Extra inputs are not permitted"
+    assert "hunter2-secret" not in failed.payload
+    assert json.loads(failed.payload)["data"] == {"email": "ada@example.com",
+                                                  "password": "[redacted]"}  # fmt: skip

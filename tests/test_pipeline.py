@@ -225,3 +225,31 @@ def test_a_redelivered_deliver_for_a_sent_email_sends_nothing(mailroom, smtp_sin
     assert outcome.status == "skipped"
     time.sleep(0.3)
     assert len(smtp_sink.messages) == 1
+
+
+def test_a_worker_whose_claim_lapsed_cannot_overwrite_the_new_owner(make_mailroom):
+    from domain.policy import SEND_LEASE
+
+    mailroom = make_mailroom(start_worker=False)
+    rt = mailroom.rt
+    rt.enqueue_delivery = lambda _id: None
+    pipeline.accept_event(rt, json.dumps(make_event()))
+    [email] = mailroom.emails()
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        first = store.claim_email(session, email.id, now, SEND_LEASE).email.lease_until
+    later = now + SEND_LEASE + timedelta(seconds=1)  # the first worker hung past its lease
+    with rt.sessions.begin() as session:
+        second = store.claim_email(session, email.id, later, SEND_LEASE).email.lease_until
+    with rt.sessions.begin() as session:
+        stale = dict(now=later, attempts=1, message_id="<a@b>", provider_id=None,
+                     transport="smtp")  # fmt: skip
+        assert not store.mark_sent(session, email.id, claim=first, **stale)
+        store.release_claim(session, email.id, first, later)
+        assert store.dead_letter_email(session, email.id, reason="rejected", error="x",
+                                       attempts=1, now=later, claim=first) is None  # fmt: skip
+    [still] = mailroom.emails()
+    assert (still.status, still.lease_until) == ("sending", second)
+    with rt.sessions.begin() as session:
+        assert store.mark_sent(session, email.id, claim=second, **stale)
+    assert mailroom.emails()[0].status == "sent"

@@ -40,3 +40,17 @@ def test_a_broken_template_dead_letters_the_email_at_once(mailroom, smtp_sink, t
     assert failed.error.startswith("template 'signup': TemplateSyntaxError")
     assert failed.attempts == 0
     assert smtp_sink.messages == []
+
+
+def test_a_broken_catalog_dead_letters_as_render_error(make_mailroom, smtp_sink, tmp_path: Path):
+    catalog = tmp_path / "locale" / "fr" / "LC_MESSAGES"
+    catalog.mkdir(parents=True)
+    (catalog / "messages.po").write_text(
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+        'msgid "Hello %(name)s,"\nmsgstr "Bonjour %(nme)s,"\n'
+    )
+    mailroom = make_mailroom(MAILROOM_TEMPLATES_DIR=str(tmp_path))
+    mailroom.publish(make_event(data={"email": "ada@example.com", "name": "Ada", "locale": "fr"}))
+    [failed] = mailroom.wait_for_failed(1)
+    assert failed.reason == "render_error" and failed.error.startswith("KeyError")
+    assert smtp_sink.messages == []

@@ -16,7 +16,7 @@ from domain.messages import build_message, message_id_for
 from tests.conftest import make_event
 from tests.mail import code_in, parts
 from tests.peers import Certificates, Postfix, SESServer, TokenEndpoint, xoauth2_handler
-from tests.servers import SMTPSink, free_port, wait_until
+from tests.servers import SMTPSink, _Handler, free_port, wait_until
 from tests.test_cli import run
 from workers.models import Email
 from workers.settings import load_settings
@@ -518,3 +518,30 @@ def test_send_test_says_who_accepted_or_what_to_check(env, smtp_sink, monkeypatc
     ses_attempt, smtp_attempt = json.loads(result.stdout)
     assert ses_attempt["transport"] == "ses" and "unreachable" in ses_attempt["error"]
     assert smtp_attempt == {**smtp_attempt, "transport": "smtp", "accepted": True}
+
+
+class _Refusing(_Handler):
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        return "553 5.7.1 Sender address rejected: not owned by user"
+
+
+def test_a_refused_sender_is_the_setup_not_the_recipient():
+    sink = SMTPSink(handler_class=_Refusing)
+    try:
+        with pytest.raises(TransportConfigError) as caught:
+            smtp(sink).send(message(), sender=SENDER, recipient="ada@example.com")
+        assert caught.value.setting == "MAILROOM_MAIL_FROM"
+        assert "553 5.7.1" in str(caught.value)
+    finally:
+        sink.stop()
+
+
+def test_send_test_sends_as_the_app(env, smtp_sink, tmp_path):
+    apps = tmp_path / "apps.toml"
+    apps.write_text('[apps.notes]\nfrom = "Notes <hello@notes.example.com>"\n'
+                    'public_base_url = "https://notes.example.com"\n')  # fmt: skip
+    with_apps = {**env, "MAILROOM_APPS_FILE": str(apps)}
+    result = run(with_apps, "send-test", "--to", "ada@example.com")
+    assert result.returncode == 2 and "--app" in result.stderr
+    assert run(with_apps, "send-test", "--to", "ada@example.com", "--app", "notes").returncode == 0
+    assert smtp_sink.wait_for(1)[0]["From"] == "Notes <hello@notes.example.com>"

@@ -22,7 +22,7 @@ EVENT_MAX_RETRIES = 10
 #: Upper bound on broker retries of a send; the email's deadline usually ends it first.
 DELIVER_MAX_RETRIES = 30
 #: Longest a single deliver may run, in milliseconds (covers the quick retries).
-DELIVER_TIME_LIMIT_MS = 120_000
+DELIVER_TIME_LIMIT_MS = 240_000
 
 
 def _runtime():

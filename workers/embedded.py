@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +60,16 @@ def token_secret(state_dir: Path) -> str:
     """The local pepper, generated on first use and kept (mode 0600)."""
     path = state_dir / SECRET_FILE
     state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
+    if not path.exists():
+        # Written aside, then linked into place: a concurrent reader never sees
+        # an empty file, and of two concurrent writers the first link wins.
+        fd, partial = tempfile.mkstemp(dir=state_dir, prefix=".secret-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(partial)
     return path.read_text().strip()

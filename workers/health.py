@@ -7,6 +7,7 @@ process writes only when the state it last wrote changes.
 
 import json
 import threading
+import time
 from datetime import UTC, datetime
 
 import redis
@@ -16,13 +17,17 @@ from workers.logs import get_logger
 #: Redis hash: transport name -> JSON state.
 KEY = "mailroom:transports"
 
+#: Seconds after which a process writes its state again even if unchanged, so
+#: one healthy worker corrects another's stale "misconfigured".
+REASSERT_AFTER = 30.0
+
 log = get_logger("mailroom.health")
 
 
 class TransportHealth:
     def __init__(self, redis_url: str) -> None:
         self.client = redis.Redis.from_url(redis_url)
-        self.written: dict[str, str] = {}
+        self.written: dict[str, tuple[str, float]] = {}
         self.lock = threading.Lock()
 
     def report(self, name: str, error) -> None:
@@ -32,10 +37,12 @@ class TransportHealth:
             "setting": getattr(error, "setting", None),
         }
         fingerprint = json.dumps(state, sort_keys=True)
+        now = time.monotonic()
         with self.lock:
-            if self.written.get(name) == fingerprint:
+            last, at = self.written.get(name, (None, 0.0))
+            if last == fingerprint and now - at < REASSERT_AFTER:
                 return
-            self.written[name] = fingerprint
+            self.written[name] = (fingerprint, now)
         state["since"] = datetime.now(UTC).isoformat()
         try:
             self.client.hset(KEY, name, json.dumps(state))

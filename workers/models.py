@@ -17,7 +17,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -73,7 +72,11 @@ class Challenge(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[str | None] = mapped_column(String(128))
     email: Mapped[str] = mapped_column(String(254))
+    #: ``address_key`` of ``email``: what lookups compare (case folded in Python,
+    #: the same on every database).
+    email_key: Mapped[str] = mapped_column(String(254))
     new_email: Mapped[str | None] = mapped_column(String(254))
+    new_email_key: Mapped[str | None] = mapped_column(String(254))
     code_hash: Mapped[str | None] = mapped_column(String(64))
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     key_id: Mapped[str | None] = mapped_column(String(32))
@@ -113,6 +116,7 @@ class Email(Base):
     kind: Mapped[str] = mapped_column(String(32))
     locale: Mapped[str] = mapped_column(String(35))
     recipient: Mapped[str] = mapped_column(String(254))
+    recipient_key: Mapped[str] = mapped_column(String(254))
     context: Mapped[dict] = mapped_column(default=dict)
     #: queued | sending | sent | failed | suppressed
     status: Mapped[str] = mapped_column(String(16))
@@ -166,13 +170,11 @@ class FailedEmail(Base):
     )
 
 
-# Addresses are matched without regard to case (providers ignore it); these
-# indexes serve those lookups.
-Index("ix_challenges_lookup", Challenge.app, Challenge.purpose, func.lower(Challenge.email))
+Index("ix_challenges_lookup", Challenge.app, Challenge.purpose, Challenge.email_key)
 Index(
     "uq_challenges_change_address",
     Challenge.app,
-    func.lower(Challenge.new_email),
+    Challenge.new_email_key,
     unique=True,
     postgresql_where=text(f"purpose = 'email_change' AND {LIVE}"),
     sqlite_where=text(f"purpose = 'email_change' AND {LIVE}"),
@@ -181,18 +183,21 @@ Index(
 Index(
     "ix_emails_recipient_recent",
     Email.app,
-    func.lower(Email.recipient),
+    Email.recipient_key,
     Email.kind,
     Email.created_at,
 )
 
 
 class AddressGuard(Base):
-    """Wrong codes in a row per address, across challenges, and the cool-down they earn."""
+    """Wrong codes in a row per address and purpose, across challenges, and the
+    cool-down they earn."""
 
     __tablename__ = "address_guards"
 
     app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: An ``address_key``.
     email: Mapped[str] = mapped_column(String(254), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]

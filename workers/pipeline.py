@@ -13,6 +13,7 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential,
 )
 
@@ -25,10 +26,10 @@ from domain.errors import (
     TransientError,
     TransportConfigError,
 )
-from domain.events import parse_event
+from domain.events import parse_event, redact
 from domain.flows import CODE_PURPOSES, gate, link_for, plan_event
 from domain.messages import build_message, message_id_for
-from domain.policy import QUICK_RETRY_DELAYS, SEND_LEASE, Reason
+from domain.policy import QUICK_RETRY_BUDGET, QUICK_RETRY_DELAYS, SEND_LEASE, Reason
 from workers import store
 from workers.logs import get_logger
 from workers.models import Email
@@ -82,7 +83,7 @@ def _refuse_event(rt, raw: str, reason: str, error: str, now, event=None) -> Non
     with rt.sessions.begin() as session:
         failed_id = store.dead_letter_event(
             session,
-            raw,
+            redact(raw),
             reason=reason,
             error=error,
             now=now,
@@ -163,6 +164,9 @@ def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
         message = _compose(rt, app, email, claimed.challenge, secret, now)
     except RenderError as exc:
         return _dead_letter_now(rt, email, Reason.RENDER_ERROR, str(exc), attempts=0)
+    except Exception as exc:  # a broken override or catalog, say: rendering again won't help
+        error = f"{type(exc).__name__}: {exc}"
+        return _dead_letter_now(rt, email, Reason.RENDER_ERROR, error, attempts=0)
 
     sender = app.from_address
     attempts = 0
@@ -182,20 +186,25 @@ def deliver_email(rt, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
         return _retry_later(rt, email, str(exc), attempts=attempts, retries=retries)
     except BaseException:
         with rt.sessions.begin() as session:
-            store.release_claim(session, email.id, rt.clock())
+            store.release_claim(session, email.id, email.lease_until, rt.clock())
         raise
 
     sent_at = rt.clock()
     with rt.sessions.begin() as session:
-        store.mark_sent(
+        recorded = store.mark_sent(
             session,
             email.id,
+            claim=email.lease_until,
             now=sent_at,
             attempts=attempts,
             message_id=message["Message-ID"],
             provider_id=receipt.provider_id,
             transport=receipt.transport or rt.transport.name,
         )
+    if not recorded:
+        # Our claim lapsed while the mail was in flight and another worker took
+        # the email over: it may go out twice. SEND_LEASE is meant to prevent this.
+        log.warning("email.claim_lapsed", email_id=str(email.id), kind=email.kind)
     log.info(
         "email.sent",
         email_id=str(email.id),
@@ -212,7 +221,8 @@ def _quick_retries() -> Retrying:
     return Retrying(
         retry=retry_if_exception_type(TransientError),
         wait=wait_exponential(multiplier=QUICK_RETRY_DELAYS[0], max=QUICK_RETRY_DELAYS[-1]),
-        stop=stop_after_attempt(len(QUICK_RETRY_DELAYS) + 1),
+        # Well inside the claim (SEND_LEASE), so no other worker sends meanwhile.
+        stop=stop_after_attempt(len(QUICK_RETRY_DELAYS) + 1) | stop_after_delay(QUICK_RETRY_BUDGET),
         reraise=True,
     )
 
@@ -291,6 +301,7 @@ def _retry_later(rt, email, error: str, *, attempts: int, retries: int) -> Deliv
         store.schedule_retry(
             session,
             email.id,
+            claim=email.lease_until,
             attempts=attempts,
             error=error,
             next_attempt_at=datetime.fromtimestamp(due, now.tzinfo),
@@ -314,7 +325,13 @@ def _dead_letter_now(rt, email, reason: str, error: str, *, attempts: int) -> De
 
 def _dead_letter(rt, session, email, reason: str, error: str, *, attempts: int) -> Delivery:
     failed_id = store.dead_letter_email(
-        session, email.id, reason=reason, error=error, attempts=attempts, now=rt.clock()
+        session,
+        email.id,
+        reason=reason,
+        error=error,
+        attempts=attempts,
+        now=rt.clock(),
+        claim=email.lease_until,
     )
     log.error(
         "email.dead_lettered",

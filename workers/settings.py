@@ -287,8 +287,8 @@ def _check_values(s: Settings) -> None:
     _check_transports(s)
     if s.smtp_port is not None and not 0 < s.smtp_port < 65536:
         raise ConfigError("MAILROOM_SMTP_PORT", "must be between 1 and 65535")
-    if s.smtp_timeout <= 0:
-        raise ConfigError("MAILROOM_SMTP_TIMEOUT", "must be a positive number of seconds")
+    if not 0 < s.smtp_timeout <= 60:
+        raise ConfigError("MAILROOM_SMTP_TIMEOUT", "must be between 0 and 60 seconds")
     for setting, value, low, high in (
         ("MAILROOM_CODE_LENGTH", s.code_length, 6, 8),
         ("MAILROOM_SIGNUP_TTL", s.signup_ttl, 1, 10),
@@ -375,7 +375,7 @@ def mask(value: str) -> str:
     return "****" + value[-4:] if len(value) >= 16 else "****"
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
     parts = urlsplit(url)
     if not parts.password:
         return url
@@ -394,7 +394,7 @@ def effective(settings: Settings, environ: Mapping[str, str] | None = None) -> l
         if shown is not None and env in SECRET_SETTINGS:
             shown = mask(shown)
         elif shown is not None and env in URL_SETTINGS:
-            shown = _mask_url(shown)
+            shown = mask_url(shown)
         source = "environment" if environ.get(env, "") != "" else "default"
         rows.append({"setting": env, "value": shown, "source": source})
     return rows

@@ -69,7 +69,7 @@ def send_facts(session: Session, app: str, spec: EmailSpec, now: datetime) -> Se
         .select_from(Email)
         .where(
             Email.app == app,
-            func.lower(Email.recipient) == address_key(spec.recipient),
+            Email.recipient_key == address_key(spec.recipient),
             Email.kind == spec.kind,
             # Every granted request counts, mailed or superseded before it left;
             # only the requests the gate itself refused do not.
@@ -79,7 +79,8 @@ def send_facts(session: Session, app: str, spec: EmailSpec, now: datetime) -> Se
     )
     locked = False
     if spec.challenge is not None:
-        guard = session.get(AddressGuard, (app, address_key(spec.challenge.target)))
+        key = (app, spec.challenge.purpose, address_key(spec.challenge.target))
+        guard = session.get(AddressGuard, key)
         locked = bool(guard and guard.locked_until and guard.locked_until > now)
     return SendFacts(recent_sends=recent, address_locked=locked)
 
@@ -99,7 +100,7 @@ def _same_subject(app: str, spec: ChallengeSpec):
         return [*where, Challenge.user_id == spec.user_id]
     if spec.purpose == "invite":
         return [*where, Challenge.data["invite_id"].as_string() == spec.data["invite_id"]]
-    return [*where, func.lower(Challenge.email) == address_key(spec.email)]
+    return [*where, Challenge.email_key == address_key(spec.email)]
 
 
 def open_challenge(
@@ -113,16 +114,16 @@ def open_challenge(
     """
     for _ in range(2):
         with session.begin_nested() as savepoint:
-            inherited = 0
+            db_now = now_sql(session.bind.dialect.name)
             replaced = session.execute(
                 update(Challenge)
                 .where(*_same_subject(app, spec))
                 .values(superseded_at=now)
-                .returning(Challenge.attempts, Challenge.expires_at)
+                .returning(Challenge.attempts, (Challenge.expires_at <= db_now).label("expired"))
             ).all()
-            for attempts, expires_at in replaced:
-                if expires_at is None or expires_at > now:
-                    inherited = max(inherited, attempts)
+            # Failures carry over from every replaced challenge still in force
+            # (or not yet mailed), by the database's clock.
+            inherited = max((attempts for attempts, expired in replaced if not expired), default=0)
             if spec.purpose == "email_change":
                 # An expired claim on the address no longer holds it.
                 session.execute(
@@ -130,8 +131,8 @@ def open_challenge(
                     .where(
                         Challenge.app == app,
                         Challenge.purpose == "email_change",
-                        func.lower(Challenge.new_email) == address_key(spec.new_email),
-                        Challenge.expires_at < now,
+                        Challenge.new_email_key == address_key(spec.new_email),
+                        Challenge.expires_at < db_now,
                         *_live(),
                     )
                     .values(revoked_at=now)
@@ -145,7 +146,9 @@ def open_challenge(
                     purpose=spec.purpose,
                     user_id=spec.user_id,
                     email=spec.email,
+                    email_key=address_key(spec.email),
                     new_email=spec.new_email,
+                    new_email_key=address_key(spec.new_email) if spec.new_email else None,
                     data=dict(spec.data),
                     attempts=inherited,
                     created_at=now,
@@ -196,6 +199,7 @@ def add_email(
             kind=spec.kind,
             locale=spec.locale,
             recipient=spec.recipient,
+            recipient_key=address_key(spec.recipient),
             context=dict(spec.context),
             status="suppressed" if suppressed_reason else "queued",
             suppressed_reason=suppressed_reason,
@@ -278,38 +282,56 @@ def suppress_email(session: Session, email_id: uuid.UUID, reason: str) -> None:
     )
 
 
+def _held(email_id: uuid.UUID, claim: datetime):
+    """The email, as long as this worker's claim on it stands.
+
+    A claim is known by its ``lease_until``: once it lapses and another worker
+    claims the email, this worker's later writes match nothing.
+    """
+    return (Email.id == email_id, Email.status == "sending", Email.lease_until == claim)
+
+
 def mark_sent(
     session: Session,
     email_id: uuid.UUID,
     *,
+    claim: datetime,
     now: datetime,
     attempts: int,
     message_id: str,
     provider_id: str | None,
     transport: str,
-) -> None:
-    session.execute(
-        update(Email)
-        .where(Email.id == email_id)
-        .values(
-            status="sent",
-            sent_at=now,
-            lease_until=None,
-            attempts=Email.attempts + attempts,
-            message_id=message_id,
-            provider_id=provider_id,
-            transport=transport,
-            last_error=None,
-        )
+) -> bool:
+    return bool(
+        session.execute(
+            update(Email)
+            .where(*_held(email_id, claim))
+            .values(
+                status="sent",
+                sent_at=now,
+                lease_until=None,
+                attempts=Email.attempts + attempts,
+                message_id=message_id,
+                provider_id=provider_id,
+                transport=transport,
+                last_error=None,
+            )
+        ).rowcount
     )
 
 
 def schedule_retry(
-    session: Session, email_id: uuid.UUID, *, attempts: int, error: str, next_attempt_at: datetime
+    session: Session,
+    email_id: uuid.UUID,
+    *,
+    claim: datetime,
+    attempts: int,
+    error: str,
+    next_attempt_at: datetime,
 ) -> None:
     session.execute(
         update(Email)
-        .where(Email.id == email_id)
+        .where(*_held(email_id, claim))
         .values(
             status="queued",
             lease_until=None,
@@ -320,11 +342,11 @@ def schedule_retry(
     )
 
 
-def release_claim(session: Session, email_id: uuid.UUID, now: datetime) -> None:
+def release_claim(session: Session, email_id: uuid.UUID, claim: datetime, now: datetime) -> None:
     """Hand an email back after an unexpected error so a retry can claim it at once."""
     session.execute(
         update(Email)
-        .where(Email.id == email_id, Email.status == "sending")
+        .where(*_held(email_id, claim))
         .values(status="queued", lease_until=None, next_attempt_at=now)
     )
 
@@ -337,11 +359,14 @@ def dead_letter_email(
     error: str,
     attempts: int,
     now: datetime,
+    claim: datetime | None = None,
 ) -> int | None:
-    """Mark the email failed and file its dead letter; None if it had already ended."""
+    """Mark the email failed and file its dead letter; None if it had already ended
+    (or, given the sender's ``claim``, if another worker has taken it over)."""
+    where = _held(email_id, claim) if claim else (Email.id == email_id,)
     email = session.execute(
         update(Email)
-        .where(Email.id == email_id, Email.status.not_in(FINAL_STATUSES))
+        .where(*where, Email.status.not_in(FINAL_STATUSES))
         .values(
             status="failed",
             lease_until=None,

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain import tokens
@@ -78,7 +78,7 @@ def _live():
 
 
 def _target(purpose: str):
-    return Challenge.new_email if purpose == "email_change" else Challenge.email
+    return Challenge.new_email_key if purpose == "email_change" else Challenge.email_key
 
 
 class Verifier:
@@ -113,7 +113,7 @@ class Verifier:
         now = self.rt.clock()
         with self.rt.sessions.begin() as session:
             db_now = now_sql(session.bind.dialect.name)
-            guard = session.get(AddressGuard, (app, address))
+            guard = session.get(AddressGuard, (app, purpose, address))
             if guard and guard.locked_until and guard.locked_until > now:
                 return RATE_LIMITED, None, []
             challenge = session.scalars(
@@ -121,14 +121,14 @@ class Verifier:
                 .where(
                     Challenge.app == app,
                     Challenge.purpose == purpose,
-                    func.lower(_target(purpose)) == address,
+                    _target(purpose) == address,
                     *_live(),
                 )
                 .order_by(Challenge.created_at.desc())
                 .limit(1)
             ).first()
             if challenge is None or challenge.code_hash is None:
-                failures = self._failed(session, app, address, now)
+                failures = self._failed(session, app, purpose, address, now)
                 # Without a challenge, answer as if there were one: locked after
                 # as many wrong codes, so the answers do not reveal which is which.
                 return (LOCKED if failures > MAX_ATTEMPTS else INVALID), None, []
@@ -139,7 +139,7 @@ class Verifier:
                 .returning((Challenge.expires_at <= db_now).label("expired"))
             ).first()
             if counted is None:
-                self._failed(session, app, address, now)
+                self._failed(session, app, purpose, address, now)
                 return LOCKED, None, []
             pepper = self.rt.peppers.get(challenge.key_id)
             expected = (
@@ -156,7 +156,7 @@ class Verifier:
                 else ""
             )
             if not tokens.digests_match(challenge.code_hash, expected):
-                self._failed(session, app, address, now)
+                self._failed(session, app, purpose, address, now)
                 return INVALID, None, []
             if counted.expired:
                 return EXPIRED, None, []
@@ -165,20 +165,24 @@ class Verifier:
                 return INVALID, None, []
             session.execute(
                 update(AddressGuard)
-                .where(AddressGuard.app == app, AddressGuard.email == address)
+                .where(
+                    AddressGuard.app == app,
+                    AddressGuard.purpose == purpose,
+                    AddressGuard.email == address,
+                )
                 .values(failures=0, locked_until=None, updated_at=now)
             )
             notices = self._after_consume(session, consumed, now)
             return "ok", _verified(consumed), notices
 
-    def _failed(self, session, app: str, address: str, now: datetime) -> int:
+    def _failed(self, session, app: str, purpose: str, address: str, now: datetime) -> int:
         """Count a wrong code against the address; past the cap it cools down."""
         dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
         failures = session.execute(
             dialect.insert(AddressGuard)
-            .values(app=app, email=address, failures=1, updated_at=now)
+            .values(app=app, purpose=purpose, email=address, failures=1, updated_at=now)
             .on_conflict_do_update(
-                index_elements=["app", "email"],
+                index_elements=["app", "purpose", "email"],
                 set_={"failures": AddressGuard.failures + 1, "updated_at": now},
             )
             .returning(AddressGuard.failures)
@@ -186,7 +190,11 @@ class Verifier:
         if failures >= MAX_CONSECUTIVE_FAILURES:
             session.execute(
                 update(AddressGuard)
-                .where(AddressGuard.app == app, AddressGuard.email == address)
+                .where(
+                    AddressGuard.app == app,
+                    AddressGuard.purpose == purpose,
+                    AddressGuard.email == address,
+                )
                 .values(locked_until=now + ADDRESS_COOLDOWN, failures=0)
             )
             log.warning("verification.address_cooling_down", app=app, to=mask_address(address))

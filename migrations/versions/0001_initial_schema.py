@@ -34,7 +34,9 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=128), nullable=True),
         sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("email_key", sa.String(length=254), nullable=False),
         sa.Column("new_email", sa.String(length=254), nullable=True),
+        sa.Column("new_email_key", sa.String(length=254), nullable=True),
         sa.Column("code_hash", sa.String(length=64), nullable=True),
         sa.Column("token_hash", sa.String(length=64), nullable=True),
         sa.Column("key_id", sa.String(length=32), nullable=True),
@@ -54,7 +56,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index(
-        "ix_challenges_lookup", "challenges", ["app", "purpose", sa.text("lower(email)")]
+        "ix_challenges_lookup", "challenges", ["app", "purpose", "email_key"]
     )
     op.create_table(
         "emails",
@@ -65,6 +67,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("locale", sa.String(length=35), nullable=False),
         sa.Column("recipient", sa.String(length=254), nullable=False),
+        sa.Column("recipient_key", sa.String(length=254), nullable=False),
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),

@@ -22,11 +22,12 @@ def upgrade() -> None:
     op.create_table(
         "address_guards",
         sa.Column("app", sa.String(length=64), nullable=False),
+        sa.Column("purpose", sa.String(length=32), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("app", "email"),
+        sa.PrimaryKeyConstraint("app", "purpose", "email"),
     )
     op.create_table(
         "api_keys",
@@ -53,7 +54,7 @@ def upgrade() -> None:
     op.create_index(
         "uq_challenges_change_address",
         "challenges",
-        ["app", sa.text("lower(new_email)")],
+        ["app", "new_email_key"],
         unique=True,
         postgresql_where=sa.text(f"purpose = 'email_change' AND {LIVE}"),
         sqlite_where=sa.text(f"purpose = 'email_change' AND {LIVE}"),
@@ -63,7 +64,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_emails_recipient_recent",
         "emails",
-        ["app", sa.text("lower(recipient)"), "kind", "created_at"],
+        ["app", "recipient_key", "kind", "created_at"],
     )
 
 

@@ -39,6 +39,13 @@ def main() -> None:
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         click.echo(f"mailroom: cannot reach Redis: {exc}", err=True)
         sys.exit(EXIT_UNREACHABLE)
-    except sqlalchemy.exc.OperationalError as exc:
-        click.echo(f"mailroom: cannot use the database: {exc.orig}", err=True)
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as exc:
+        detail = str(exc.orig)
+        if "no such table" in detail or "does not exist" in detail:
+            click.echo(
+                "mailroom: the database has no mailroom schema yet: run `mailroom db upgrade`",
+                err=True,
+            )
+            sys.exit(EXIT_FAILED)
+        click.echo(f"mailroom: cannot use the database: {detail}", err=True)
         sys.exit(EXIT_UNREACHABLE)

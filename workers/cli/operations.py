@@ -63,8 +63,9 @@ def _hint(transport: str, error: Exception) -> str:
 
 @cli.command("send-test")
 @click.option("--to", "recipient", required=True, help="Where the test mail goes.")
+@click.option("--app", "app_id", help="Send as this app (its From); default: the default app.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def send_test(recipient: str, as_json: bool) -> None:
+def send_test(recipient: str, app_id: str | None, as_json: bool) -> None:
     """Send a test mail through the configured transport(s), in failover order.
 
     Prints the transport that accepted it, or each transport's exact error and
@@ -79,8 +80,18 @@ def send_test(recipient: str, as_json: bool) -> None:
         recipient = normalize_address(recipient)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--to") from None
+    from workers.apps import load_directory
+
     settings = current_settings()
-    sender_name, sender = settings.sender
+    directory = load_directory(settings)
+    app = directory.apps.get(app_id) if app_id else directory.default
+    if app is None:
+        raise click.UsageError(
+            f"no app {app_id!r} in the apps file"
+            if app_id
+            else "the apps file has no default app: name one with --app"
+        )
+    sender, sender_name = app.from_address, app.from_name
     now = datetime.now(UTC)
     attempts = []
     for name in settings.transports:
@@ -151,8 +162,9 @@ def status(as_json: bool) -> None:
             EVENTS_QUEUE: client.llen(f"{NAMESPACE}:{EVENTS_QUEUE}"),
             MAIL_QUEUE: client.llen(f"{NAMESPACE}:{MAIL_QUEUE}"),
         }
-    for name in settings.transports:
-        transports.setdefault(name, {"state": "unknown", "error": None, "setting": None})
+    unknown = {"state": "unknown", "error": None, "setting": None}
+    # Only what is configured now: a transport dropped from the list is history.
+    transports = {name: transports.get(name, unknown) for name in settings.transports}
     report = {"transports": transports, "emails": emails, "dead_letters": dead, "queues": queues}
     broken = any(state["state"] == "misconfigured" for state in transports.values())
     if as_json:

@@ -29,6 +29,7 @@ def dev(demo: bool, threads: int) -> None:
     from workers import db, embedded
     from workers.app import build_runtime, install
     from workers.logs import configure_logging
+    from workers.settings import mask_url
 
     settings = current_settings()
     configure_logging(settings.log_format or "console", settings.log_level)
@@ -43,7 +44,8 @@ def dev(demo: bool, threads: int) -> None:
         where = settings.outbox_dir if settings.transport == "file" else settings.smtp_host
         click.echo(
             f"mailroom dev: transport={settings.transport} ({where}), "
-            f"redis={runtime.redis_url}, database={runtime.engine.url!r}. Ctrl-C to stop.",
+            f"redis={mask_url(runtime.redis_url)}, database={runtime.engine.url!r}. "
+            "Ctrl-C to stop.",
             err=True,
         )
         if demo:

@@ -30,6 +30,10 @@ def classify(code: int, text: str) -> TransientError | PermanentError:
     return error_class(f"SMTP {code} {text}".strip())
 
 
+#: Session-level 5xx replies and the setting they point at.
+SESSION_SETTINGS = {530: "MAILROOM_SMTP_USERNAME", 535: "MAILROOM_SMTP_PASSWORD"}
+
+
 def _text(raw) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
 
@@ -171,9 +175,29 @@ class SMTPTransport:
                 raise TransientError(f"SMTP {self.host}:{self.port} disconnected: {exc}") from exc
             except smtplib.SMTPAuthenticationError as exc:
                 self._drop()
+                if exc.smtp_code < 500:  # 454: try again later
+                    raise classify(exc.smtp_code, _text(exc.smtp_error)) from exc
                 raise TransportConfigError(
                     self.credential_setting,
                     f"SMTP {self.host} refused the credentials: "
+                    f"{exc.smtp_code} {_text(exc.smtp_error)}",
+                ) from exc
+            except (
+                smtplib.SMTPSenderRefused,
+                smtplib.SMTPConnectError,
+                smtplib.SMTPHeloError,
+            ) as exc:
+                # Refused before any recipient: every mail would be, so it is
+                # the set-up (sender, authentication, this host) that is wrong.
+                self._after_refusal(exc.smtp_code)
+                if exc.smtp_code < 500:
+                    raise classify(exc.smtp_code, _text(exc.smtp_error)) from exc
+                setting = SESSION_SETTINGS.get(exc.smtp_code, "MAILROOM_SMTP_HOST")
+                if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code != 530:
+                    setting = "MAILROOM_MAIL_FROM"
+                raise TransportConfigError(
+                    setting,
+                    f"SMTP {self.host} refused the session: "
                     f"{exc.smtp_code} {_text(exc.smtp_error)}",
                 ) from exc
             except smtplib.SMTPRecipientsRefused as exc:
