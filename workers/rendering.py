@@ -61,6 +61,7 @@ class Renderer:
         self.directory = Path(directory)
         self.overrides = Path(overrides) if overrides else None
         self._environments: dict[tuple[str | None, str], Environment] = {}
+        self._locales: dict[str | None, list[str]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ lookup
@@ -76,13 +77,19 @@ class Renderer:
         return layers
 
     def locales(self, app_id: str | None = None) -> list[str]:
-        """Every locale with a catalog for this app (besides the source language)."""
-        found = []
-        for layer in self._layers(app_id):
-            root = layer / LOCALE_DIR
-            if root.is_dir():
-                found += [p.name for p in sorted(root.iterdir()) if _catalog(p).is_file()]
-        return list(dict.fromkeys(found))
+        """Every locale with a catalog for this app (besides the source language).
+
+        Read from disk once per app: catalogs change with a deploy, not while
+        a worker runs.
+        """
+        if app_id not in self._locales:
+            found = []
+            for layer in self._layers(app_id):
+                root = layer / LOCALE_DIR
+                if root.is_dir():
+                    found += [p.name for p in sorted(root.iterdir()) if _catalog(p).is_file()]
+            self._locales[app_id] = list(dict.fromkeys(found))
+        return self._locales[app_id]
 
     def kinds(self) -> list[str]:
         return sorted(p.name for p in self.directory.iterdir() if (p / "body.html").is_file())
