@@ -77,6 +77,10 @@ def _live():
     )
 
 
+def _guard(app: str, purpose: str, address: str) -> tuple:
+    return (AddressGuard.app == app, AddressGuard.purpose == purpose, AddressGuard.email == address)
+
+
 def _target(purpose: str):
     return Challenge.new_email_key if purpose == "email_change" else Challenge.email_key
 
@@ -165,11 +169,7 @@ class Verifier:
                 return INVALID, None, []
             session.execute(
                 update(AddressGuard)
-                .where(
-                    AddressGuard.app == app,
-                    AddressGuard.purpose == purpose,
-                    AddressGuard.email == address,
-                )
+                .where(*_guard(app, purpose, address))
                 .values(failures=0, locked_until=None, updated_at=now)
             )
             notices = self._after_consume(session, consumed, now)
@@ -190,11 +190,7 @@ class Verifier:
         if failures >= MAX_CONSECUTIVE_FAILURES:
             session.execute(
                 update(AddressGuard)
-                .where(
-                    AddressGuard.app == app,
-                    AddressGuard.purpose == purpose,
-                    AddressGuard.email == address,
-                )
+                .where(*_guard(app, purpose, address))
                 .values(locked_until=now + ADDRESS_COOLDOWN, failures=0)
             )
             log.warning("verification.address_cooling_down", app=app, to=mask_address(address))
