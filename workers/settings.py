@@ -215,12 +215,6 @@ class Settings(BaseModel):
         return self.redis_url is None
 
     @property
-    def sender(self) -> tuple[str, str]:
-        """(display name, address) of the From header."""
-        name, address = parseaddr(self.mail_from or "Mailroom <no-reply@example.com>")
-        return name, address
-
-    @property
     def base_url(self) -> str:
         return self.public_base_url or "http://localhost:8000"
 
