@@ -97,7 +97,9 @@ def _apply_plan(session, event, plan, now) -> tuple[str, list[uuid.UUID], list[s
     """Persist a plan: challenges opened, mail queued or suppressed by the gate."""
     app = event.source
     if plan.cancel_pending_change_of:
-        store.revoke_pending_change(session, app, plan.cancel_pending_change_of, now)
+        store.revoke_user_challenges(
+            session, app, plan.cancel_pending_change_of, "email_change", now
+        )
     queued, suppressed = [], []
     for spec in plan.emails:
         store.serialize_recipient(session, app, spec.recipient)

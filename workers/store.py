@@ -85,7 +85,8 @@ def send_facts(session: Session, app: str, spec: EmailSpec, now: datetime) -> Se
     return SendFacts(recent_sends=recent, address_locked=locked)
 
 
-def _live():
+def live_challenge() -> tuple:
+    """Not consumed, revoked or superseded (expiry is checked against a clock)."""
     return (
         Challenge.consumed_at.is_(None),
         Challenge.revoked_at.is_(None),
@@ -95,7 +96,7 @@ def _live():
 
 def _same_subject(app: str, spec: ChallengeSpec):
     """What a new challenge replaces: the previous one for the same thing."""
-    where = [Challenge.app == app, Challenge.purpose == spec.purpose, *_live()]
+    where = [Challenge.app == app, Challenge.purpose == spec.purpose, *live_challenge()]
     if spec.purpose == "email_change":
         return [*where, Challenge.user_id == spec.user_id]
     if spec.purpose == "invite":
@@ -133,7 +134,7 @@ def open_challenge(
                         Challenge.purpose == "email_change",
                         Challenge.new_email_key == address_key(spec.new_email),
                         Challenge.expires_at < db_now,
-                        *_live(),
+                        *live_challenge(),
                     )
                     .values(revoked_at=now)
                 )
@@ -165,17 +166,16 @@ def open_challenge(
     return None
 
 
-def revoke_pending_change(session: Session, app: str, user_id: str, now: datetime) -> int:
-    return session.execute(
-        update(Challenge)
-        .where(
-            Challenge.app == app,
-            Challenge.purpose == "email_change",
-            Challenge.user_id == user_id,
-            *_live(),
-        )
-        .values(revoked_at=now)
-    ).rowcount
+def revoke_user_challenges(
+    session: Session, app: str, user_id: str | None, purpose: str | None, now: datetime
+) -> int:
+    """Revoke a user's live challenges (of one purpose, or all); how many there were."""
+    if user_id is None:
+        return 0
+    where = [Challenge.app == app, Challenge.user_id == user_id, *live_challenge()]
+    if purpose:
+        where.append(Challenge.purpose == purpose)
+    return session.execute(update(Challenge).where(*where).values(revoked_at=now)).rowcount
 
 
 def add_email(
@@ -262,7 +262,7 @@ def store_secret_digests(
     return bool(
         session.execute(
             update(Challenge)
-            .where(Challenge.id == challenge_id, *_live())
+            .where(Challenge.id == challenge_id, *live_challenge())
             .values(
                 code_hash=code_hash,
                 token_hash=token_hash,

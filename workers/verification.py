@@ -13,7 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain import tokens
@@ -69,14 +69,6 @@ def _verified(challenge: Challenge, expires_at=None) -> Verified:
     )
 
 
-def _live():
-    return (
-        Challenge.consumed_at.is_(None),
-        Challenge.revoked_at.is_(None),
-        Challenge.superseded_at.is_(None),
-    )
-
-
 def _guard(app: str, purpose: str, address: str) -> tuple:
     return (AddressGuard.app == app, AddressGuard.purpose == purpose, AddressGuard.email == address)
 
@@ -126,7 +118,7 @@ class Verifier:
                     Challenge.app == app,
                     Challenge.purpose == purpose,
                     _target(purpose) == address,
-                    *_live(),
+                    *store.live_challenge(),
                 )
                 .order_by(Challenge.created_at.desc())
                 .limit(1)
@@ -138,7 +130,11 @@ class Verifier:
                 return (LOCKED if failures > MAX_ATTEMPTS else INVALID), None, []
             counted = session.execute(
                 update(Challenge)
-                .where(Challenge.id == challenge.id, Challenge.attempts < MAX_ATTEMPTS, *_live())
+                .where(
+                    Challenge.id == challenge.id,
+                    Challenge.attempts < MAX_ATTEMPTS,
+                    *store.live_challenge(),
+                )
                 .values(attempts=Challenge.attempts + 1)
                 .returning((Challenge.expires_at <= db_now).label("expired"))
             ).first()
@@ -235,17 +231,15 @@ class Verifier:
                 if consumed is not None:
                     return "ok", _verified(consumed), self._after_consume(session, consumed, now)
             found = session.execute(
-                select(Challenge, (Challenge.expires_at > db_now).label("fresh")).where(*matches)
+                select(
+                    Challenge,
+                    and_(*store.live_challenge()).label("live"),
+                    (Challenge.expires_at > db_now).label("fresh"),
+                ).where(*matches)
             ).first()
-            if found is None:
+            if found is None or not found.live:
                 return INVALID, None, []
-            challenge, fresh = found
-            live = all(
-                value is None
-                for value in (challenge.consumed_at, challenge.revoked_at, challenge.superseded_at)
-            )
-            if not live:
-                return INVALID, None, []
+            challenge, _, fresh = found
             if not fresh:
                 return EXPIRED, None, []
             return "ok", _verified(challenge, challenge.expires_at), []
@@ -256,7 +250,7 @@ class Verifier:
         """Single use: of concurrent consumers, the database lets exactly one through."""
         return session.execute(
             update(Challenge)
-            .where(*where, *_live(), Challenge.expires_at > db_now)
+            .where(*where, *store.live_challenge(), Challenge.expires_at > db_now)
             .values(consumed_at=db_now)
             .returning(Challenge)
         ).scalar_one_or_none()
@@ -264,11 +258,13 @@ class Verifier:
     def _after_consume(self, session, challenge: Challenge, now: datetime) -> list[uuid.UUID]:
         """What using a challenge sets off; returns emails to enqueue after commit."""
         if challenge.purpose == "password_reset":
-            self._revoke(session, challenge.app, challenge.user_id, "password_reset", now)
+            store.revoke_user_challenges(
+                session, challenge.app, challenge.user_id, "password_reset", now
+            )
             return []
         if challenge.purpose != "email_change":
             return []
-        self._revoke(session, challenge.app, challenge.user_id, None, now)
+        store.revoke_user_challenges(session, challenge.app, challenge.user_id, None, now)
         mail = session.scalars(
             select(Email).where(Email.challenge_id == challenge.id).order_by(Email.created_at)
         ).first()
@@ -292,18 +288,10 @@ class Verifier:
         with self.rt.sessions.begin() as session:
             return session.execute(
                 update(Challenge)
-                .where(Challenge.id == key, Challenge.app == app, *_live())
+                .where(Challenge.id == key, Challenge.app == app, *store.live_challenge())
                 .values(revoked_at=self.rt.clock())
             ).rowcount
 
     def revoke_user(self, app: str, user_id: str, purpose: str | None = None) -> int:
         with self.rt.sessions.begin() as session:
-            return self._revoke(session, app, user_id, purpose, self.rt.clock())
-
-    def _revoke(self, session, app, user_id, purpose, now) -> int:
-        if user_id is None:
-            return 0
-        where = [Challenge.app == app, Challenge.user_id == user_id, *_live()]
-        if purpose:
-            where.append(Challenge.purpose == purpose)
-        return session.execute(update(Challenge).where(*where).values(revoked_at=now)).rowcount
+            return store.revoke_user_challenges(session, app, user_id, purpose, self.rt.clock())
