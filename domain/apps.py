@@ -1,7 +1,17 @@
 """The apps one fleet of workers serves, known by the ``source`` of their events."""
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+#: What an app id (an event's ``source``) looks like.
+APP_ID_PATTERN = r"[a-z0-9][a-z0-9_.-]{0,63}"
+#: The same rule in words, for error messages.
+APP_ID_RULE = "an app id is a-z, 0-9, _ . - (at most 64)"
+
+
+def is_app_id(value: str) -> bool:
+    return re.fullmatch(APP_ID_PATTERN, value) is not None
 
 
 @dataclass(frozen=True)

@@ -50,13 +50,8 @@ class TransportConfigError(PermanentError):
 
 
 class VerificationFailed(MailroomError):
-    """A code or token did not verify.  ``code`` is one of four answers that
-    never tell whether an account or an address exists."""
-
-    INVALID = "invalid"
-    EXPIRED = "expired"
-    LOCKED = "locked"
-    RATE_LIMITED = "rate_limited"
+    """A code or token did not verify.  ``code`` is a ``domain.vocabulary.Verdict``
+    other than ``ok``: answers that never tell whether an account or an address exists."""
 
     def __init__(self, code: str) -> None:
         super().__init__(code)

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from domain.addresses import MAX_ADDRESS_LENGTH, normalize_address
+from domain.apps import APP_ID_PATTERN
 from domain.errors import InvalidEvent
 from domain.policy import MAX_EVENT_BYTES
 
@@ -58,9 +59,7 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterVali
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 ]
-SourceId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-]
+SourceId = Annotated[str, StringConstraints(pattern=f"^{APP_ID_PATTERN}$")]
 Locale = Annotated[
     str,
     StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,3}$"),

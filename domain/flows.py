@@ -11,33 +11,16 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from domain.addresses import address_key, mask_address
-from domain.policy import (
-    CODE_LENGTH,
-    LINK_PATHS,
-    MAX_CODE_TTL,
-    NOTICE_DELIVERY_WINDOW,
-    RATE_LIMIT_SENDS,
-)
-
-#: Purposes whose mail carries a typed code besides the link.
-CODE_PURPOSES = frozenset({"signup", "login", "email_change"})
-
-#: Every purpose a challenge can have.
-PURPOSES = ("signup", "login", "email_change", "password_reset", "invite")
+from domain.policy import CODE_LENGTH, MAX_CODE_TTL, NOTICE_DELIVERY_WINDOW, RATE_LIMIT_SENDS
+from domain.vocabulary import CODE_PURPOSES, RULES, Purpose, Revokes, Suppressed
 
 
 @dataclass(frozen=True)
 class FlowPolicy:
     """The configurable part of the flows (from settings)."""
 
-    ttl: Mapping[str, timedelta] = field(
-        default_factory=lambda: {
-            "signup": timedelta(minutes=5),
-            "login": timedelta(minutes=5),
-            "email_change": timedelta(minutes=5),
-            "password_reset": timedelta(hours=1),
-            "invite": timedelta(days=7),
-        }
+    ttl: Mapping[Purpose, timedelta] = field(
+        default_factory=lambda: {purpose: rules.default_ttl for purpose, rules in RULES.items()}
     )
     code_length: int = CODE_LENGTH
     #: ``notice`` or ``none``: what a reset for an unknown account sends.
@@ -51,7 +34,7 @@ class FlowPolicy:
 
 @dataclass(frozen=True)
 class ChallengeSpec:
-    purpose: str
+    purpose: Purpose
     email: str
     user_id: str | None = None
     #: For an email change: the address being claimed (where the secret goes).
@@ -92,12 +75,12 @@ class SendFacts:
     address_locked: bool = False
 
 
-def gate(spec: EmailSpec, facts: SendFacts) -> str | None:
+def gate(spec: EmailSpec, facts: SendFacts) -> Suppressed | None:
     """None to send; otherwise why the mail is suppressed (recorded, not an error)."""
     if spec.challenge is not None and facts.address_locked:
-        return "locked"
+        return Suppressed.LOCKED
     if facts.recent_sends >= RATE_LIMIT_SENDS:
-        return "rate_limited"
+        return Suppressed.RATE_LIMITED
     return None
 
 
@@ -132,13 +115,13 @@ def _notice(event, now, kind, recipient, context=None) -> EmailSpec:
 
 def plan_signup(event, now, policy) -> Plan:
     data = event.data
-    challenge = ChallengeSpec(purpose="signup", email=data.email, user_id=data.user_id)
+    challenge = ChallengeSpec(purpose=Purpose.SIGNUP, email=data.email, user_id=data.user_id)
     return Plan("queued", (_secret_mail(event, now, policy, "signup", challenge, {}),))
 
 
 def plan_login(event, now, policy) -> Plan:
     data = event.data
-    challenge = ChallengeSpec(purpose="login", email=data.email, user_id=data.user_id)
+    challenge = ChallengeSpec(purpose=Purpose.LOGIN, email=data.email, user_id=data.user_id)
     return Plan("queued", (_secret_mail(event, now, policy, "login", challenge, {}),))
 
 
@@ -151,7 +134,7 @@ def plan_email_change(event, now, policy) -> Plan:
     if same_address(data.new_email, data.current_email):
         return Plan("cancelled", cancel_pending_change_of=data.user_id)
     challenge = ChallengeSpec(
-        purpose="email_change",
+        purpose=Purpose.EMAIL_CHANGE,
         email=data.current_email,
         new_email=data.new_email,
         user_id=data.user_id,
@@ -173,7 +156,9 @@ def plan_password_reset(event, now, policy) -> Plan:
             return Plan("unknown_account")
         notice = _notice(event, now, "password_reset_unknown", data.email)
         return Plan("unknown_account", (notice,))
-    challenge = ChallengeSpec(purpose="password_reset", email=data.email, user_id=data.user_id)
+    challenge = ChallengeSpec(
+        purpose=Purpose.PASSWORD_RESET, email=data.email, user_id=data.user_id
+    )
     return Plan("queued", (_secret_mail(event, now, policy, "password_reset", challenge, {}),))
 
 
@@ -187,7 +172,7 @@ def plan_invite(event, now, policy) -> Plan:
         "inviter_name": data.inviter_name,
         "existing_user": data.existing_user,
     }
-    challenge = ChallengeSpec(purpose="invite", email=data.email, data=invite)
+    challenge = ChallengeSpec(purpose=Purpose.INVITE, email=data.email, data=invite)
     context = {key: invite[key] for key in ("inviter_name", "workspace_name", "role")}
     context["existing_user"] = data.existing_user
     return Plan("queued", (_secret_mail(event, now, policy, "invite", challenge, context),))
@@ -218,19 +203,45 @@ def plan_event(event, now: datetime, policy: FlowPolicy | None = None) -> Plan:
     return PLANNERS[event.type](event, now, policy or FlowPolicy())
 
 
-def email_changed_notice(
-    *, app: str, user_name: str | None, locale: str, old_email: str, new_email: str, now
-) -> EmailSpec:
-    """The notice to the old address once a change is verified (from the verification API)."""
-    return EmailSpec(
-        kind="email_changed",
-        recipient=old_email,
-        locale=locale,
-        deadline=now + NOTICE_DELIVERY_WINDOW,
-        context={"name": user_name, "new_email_masked": mask_address(new_email)},
-    )
+@dataclass(frozen=True)
+class UsedChallenge:
+    """A challenge just used up, as the verification use case read it back."""
+
+    purpose: Purpose
+    email: str
+    new_email: str | None = None
+    #: The name and locale of the mail that carried the secret, if it is still known.
+    user_name: str | None = None
+    locale: str = "en"
 
 
-def link_for(base_url: str, purpose: str, token: str) -> str:
+@dataclass(frozen=True)
+class AfterUse:
+    """What a successful verification sets off, for the caller to carry out."""
+
+    #: Which of the same user's other live challenges to revoke.
+    revoke: Revokes
+    #: Notices to queue.
+    notices: tuple[EmailSpec, ...] = ()
+
+
+def after_use(used: UsedChallenge, now: datetime) -> AfterUse:
+    rules = RULES[used.purpose]
+    notices = ()
+    if rules.notice_on_use is not None and used.new_email is not None:
+        notices = (
+            EmailSpec(
+                kind=rules.notice_on_use,
+                recipient=used.email,
+                locale=used.locale,
+                deadline=now + NOTICE_DELIVERY_WINDOW,
+                context={"name": used.user_name, "new_email_masked": mask_address(used.new_email)},
+            ),
+        )
+    return AfterUse(revoke=rules.revokes_on_use, notices=notices)
+
+
+def link_for(base_url: str, purpose: Purpose, token: str) -> str:
     """The link is built only from configuration, never from anything in the event."""
-    return f"{base_url.rstrip('/')}{LINK_PATHS[purpose]}?{urlencode({'token': token})}"
+    path = RULES[purpose].link_path
+    return f"{base_url.rstrip('/')}{path}?{urlencode({'token': token})}"

@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from workers.db import make_engine
-from workers.models import Base
+from workers.store.tables import Base
 
 config = context.config
 

@@ -16,10 +16,10 @@ import redis
 from sqlalchemy import select, text
 
 from tests.servers import PostgresServer, RedisServer, SMTPSink, wait_until
-from workers import app, db
+from workers import bootstrap, db
 from workers.logs import configure_logging
-from workers.models import Base, Challenge, Email, FailedEmail
 from workers.settings import load_settings
+from workers.store.tables import Base, Challenge, Email, FailedEmail
 
 TOKEN_SECRET = "test-pepper-0123456789abcdef0123456789"
 BASE_URL = "https://app.example.com"
@@ -110,7 +110,7 @@ class Mailroom:
         configure_logging("json", "DEBUG", stream=self.log)
         # aiosmtpd (the tests' SMTP server, not mailroom) logs every envelope.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
-        self.rt = app.install(app.build_runtime(settings))
+        self.rt = bootstrap.install(bootstrap.build_runtime(settings))
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.worker = None
         if start_worker:

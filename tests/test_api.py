@@ -15,8 +15,8 @@ from tests.conftest import make_event
 from tests.mail import code_in, secrets_in, token_in
 from tests.servers import free_port, wait_until
 from tests.test_flows import reset
-from workers import apikeys
 from workers.api import create_app
+from workers.store import apikeys
 
 
 class ApiServer:

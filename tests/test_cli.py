@@ -218,7 +218,7 @@ def test_worker_command_runs_dramatiq_processes(env, smtp_sink, redis_server):
 def test_status_shows_health_mail_dead_letters_and_queues(make_mailroom, env, smtp_sink):
     mailroom = make_mailroom(start_worker=False)
     mailroom.publish(make_event())  # waits in the ingress stream
-    mailroom.rt.enqueue_event("{broken")  # waits in the events queue
+    mailroom.rt.dispatch.event("{broken")  # waits in the events queue
     report = run(env, "status", "--json")
     assert report.returncode == 0, report.stderr
     assert json.loads(report.stdout) == {

@@ -208,7 +208,7 @@ def test_message_has_the_expected_headers_and_parts():
 
 
 def test_circuit_breaker_opens_after_three_failures_and_tries_again_later():
-    from domain.breaker import CircuitBreaker
+    from workers.transports.breaker import CircuitBreaker
 
     breaker = CircuitBreaker(failures=3, reset_after=30)
     for t in (0, 1):

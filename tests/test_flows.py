@@ -12,8 +12,8 @@ from domain.errors import VerificationFailed
 from tests.conftest import make_event
 from tests.mail import code_in, link_in, parts, secrets_in, to, token_in
 from tests.servers import SMTPSink, wait_until
-from workers import pipeline
-from workers.models import Challenge, Email, EventRow
+from workers import intake
+from workers.store.tables import Challenge, Email, EventRow
 from workers.verification import Verifier
 
 
@@ -259,7 +259,7 @@ def test_concurrent_claims_of_one_address_cannot_both_win(make_mailroom):
 
     def accept(event):
         barrier.wait()
-        pipeline.accept_event(mailroom.rt, json.dumps(event))
+        intake.accept_event(mailroom.rt, json.dumps(event))
 
     threads = [threading.Thread(target=accept, args=(e,)) for e in events]
     for thread in threads:

@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from workers import db
-from workers.models import Base
 from workers.settings import load_settings
+from workers.store.tables import Base
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -12,8 +12,9 @@ from domain import tokens
 from tests.conftest import BASE_URL, TOKEN_SECRET, make_event
 from tests.mail import parts, secrets_in
 from tests.servers import wait_until
-from workers import pipeline, store
-from workers.models import Email, EventRow
+from workers import delivery, intake
+from workers.store import dead_letters, outbox
+from workers.store.tables import Email, EventRow
 from workers.sweeper import sweep
 
 
@@ -82,7 +83,7 @@ def test_concurrent_duplicates_are_decided_by_the_database(make_mailroom):
     def accept():
         barrier.wait()
         try:
-            pipeline.accept_event(mailroom.rt, raw)
+            intake.accept_event(mailroom.rt, raw)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -169,10 +170,10 @@ def test_broker_retries_that_run_out_are_dead_lettered(make_mailroom, smtp_sink)
     mailroom = make_mailroom(start_worker=False)
     smtp_sink.stop()
     queued = []
-    mailroom.rt.enqueue_delivery = queued.append
-    pipeline.accept_event(mailroom.rt, json.dumps(make_event()))
+    mailroom.rt.dispatch.delivery = queued.append
+    intake.accept_event(mailroom.rt, json.dumps(make_event()))
     # A delivery message that may not be retried by the broker at all.
-    mailroom.rt.actors.deliver.send_with_options(args=(str(queued[0]),), max_retries=0)
+    mailroom.rt.broker.get_actor("deliver").send_with_options(args=(str(queued[0]),), max_retries=0)
     mailroom.start()
     [failed] = mailroom.wait_for_failed(1, timeout=20)
     assert failed.reason == "retries_exhausted"
@@ -188,11 +189,11 @@ def test_replay_sends_a_new_mail_with_a_new_code_once(mailroom, smtp_sink):
     smtp_sink.reply = None
 
     with mailroom.rt.sessions.begin() as session:
-        row = store.get_failed(session, failed.id)
-        new_id = store.replay_email(session, row, mailroom.rt.clock())
-        again = store.replay_email(session, row, mailroom.rt.clock())
+        row = dead_letters.get(session, failed.id)
+        new_id = dead_letters.replay_email(session, row, mailroom.rt.clock())
+        again = dead_letters.replay_email(session, row, mailroom.rt.clock())
     assert again is None
-    mailroom.rt.enqueue_delivery(new_id)
+    mailroom.rt.dispatch.delivery(new_id)
     [message] = smtp_sink.wait_for(1)
     [replayed] = mailroom.failed()
     assert replayed.status == "replayed" and replayed.replayed_email_id == new_id
@@ -203,53 +204,53 @@ def test_a_crash_between_commit_and_enqueue_is_recovered_by_the_sweeper(make_mai
     mailroom = make_mailroom()
     rt = mailroom.rt
     lost = []
-    rt.enqueue_delivery = lost.append  # the process "dies" before the send
-    pipeline.accept_event(rt, json.dumps(make_event()))
+    rt.dispatch.delivery = lost.append  # the process "dies" before the send
+    intake.accept_event(rt, json.dumps(make_event()))
     assert len(lost) == 1 and smtp_sink.messages == []
-    del rt.enqueue_delivery
+    del rt.dispatch.delivery
 
     # Nothing moves until the email is stale; then the sweeper enqueues it again.
-    assert sweep(rt) == 0
+    assert sweep(rt.sessions, rt.dispatch, rt.clock()) == 0
     later = rt.clock() + timedelta(minutes=3)
     rt.clock = lambda: later
-    assert sweep(rt) == 1
+    assert sweep(rt.sessions, rt.dispatch, rt.clock()) == 1
     smtp_sink.wait_for(1)
-    assert sweep(rt) == 0
+    assert sweep(rt.sessions, rt.dispatch, rt.clock()) == 0
 
 
 def test_a_redelivered_deliver_for_a_sent_email_sends_nothing(mailroom, smtp_sink):
     mailroom.publish(make_event())
     smtp_sink.wait_for(1)
     [email] = mailroom.wait_for_status("sent")
-    outcome = pipeline.deliver_email(mailroom.rt, email.id)
+    outcome = delivery.deliver_email(mailroom.rt, email.id)
     assert outcome.status == "skipped"
     time.sleep(0.3)
     assert len(smtp_sink.messages) == 1
 
 
 def test_a_worker_whose_claim_lapsed_cannot_overwrite_the_new_owner(make_mailroom):
-    from domain.policy import SEND_LEASE
+    from workers.delivery import SEND_LEASE
 
     mailroom = make_mailroom(start_worker=False)
     rt = mailroom.rt
-    rt.enqueue_delivery = lambda _id: None
-    pipeline.accept_event(rt, json.dumps(make_event()))
+    rt.dispatch.delivery = lambda _id: None
+    intake.accept_event(rt, json.dumps(make_event()))
     [email] = mailroom.emails()
     now = rt.clock()
     with rt.sessions.begin() as session:
-        first = store.claim_email(session, email.id, now, SEND_LEASE).email.lease_until
+        first = outbox.claim(session, email.id, now, SEND_LEASE).email.lease_until
     later = now + SEND_LEASE + timedelta(seconds=1)  # the first worker hung past its lease
     with rt.sessions.begin() as session:
-        second = store.claim_email(session, email.id, later, SEND_LEASE).email.lease_until
+        second = outbox.claim(session, email.id, later, SEND_LEASE).email.lease_until
     with rt.sessions.begin() as session:
         stale = dict(now=later, attempts=1, message_id="<a@b>", provider_id=None,
                      transport="smtp")  # fmt: skip
-        assert not store.mark_sent(session, email.id, claim=first, **stale)
-        store.release_claim(session, email.id, first, later)
-        assert store.dead_letter_email(session, email.id, reason="rejected", error="x",
+        assert not outbox.mark_sent(session, email.id, claim=first, **stale)
+        outbox.release_claim(session, email.id, first, later)
+        assert dead_letters.file_email(session, email.id, reason="rejected", error="x",
                                        attempts=1, now=later, claim=first) is None  # fmt: skip
     [still] = mailroom.emails()
     assert (still.status, still.lease_until) == ("sending", second)
     with rt.sessions.begin() as session:
-        assert store.mark_sent(session, email.id, claim=second, **stale)
+        assert outbox.mark_sent(session, email.id, claim=second, **stale)
     assert mailroom.emails()[0].status == "sent"

@@ -8,8 +8,8 @@ from sqlalchemy import text
 from tests.conftest import BASE_URL, make_event
 from tests.mail import secrets_in
 from tests.servers import wait_until
-from workers import store
-from workers.models import Base
+from workers.store import dead_letters
+from workers.store.tables import Base
 
 
 def dump_database(mailroom) -> str:
@@ -47,10 +47,10 @@ def test_mailed_secrets_are_nowhere_at_rest(mailroom, smtp_sink):
     [failed] = mailroom.wait_for_failed(1)
     smtp_sink.reply = None
     with mailroom.rt.sessions.begin() as session:
-        new_id = store.replay_email(
-            session, store.get_failed(session, failed.id), mailroom.rt.clock()
+        new_id = dead_letters.replay_email(
+            session, dead_letters.get(session, failed.id), mailroom.rt.clock()
         )
-    mailroom.rt.enqueue_delivery(new_id)
+    mailroom.rt.dispatch.delivery(new_id)
     messages = smtp_sink.wait_for(2)
     mailroom.wait_for_status("sent", 2)
 

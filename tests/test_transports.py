@@ -18,10 +18,10 @@ from tests.mail import code_in, parts
 from tests.peers import Certificates, Postfix, SESServer, TokenEndpoint, xoauth2_handler
 from tests.servers import SMTPSink, _Handler, free_port, wait_until
 from tests.test_cli import run
-from workers.models import Email
 from workers.settings import load_settings
+from workers.store.tables import Email
 from workers.transports import ses as ses_module
-from workers.transports.gmail import gmail_transport
+from workers.transports.gmail import from_settings as gmail_transport
 from workers.transports.ses import SESTransport
 from workers.transports.smtp import SMTPTransport, password_login
 

@@ -1,21 +1,25 @@
-"""The Dramatiq actors: thin shells around ``workers.pipeline``.
+"""The Dramatiq actors: thin shells around the use cases, and how work reaches them.
 
-Actors are declared on a given broker by ``declare`` (no global broker is
-touched at import), and find their dependencies through ``workers.app.current``.
+``declare`` registers the actors on a broker, each closing over the runtime it
+serves (no global broker or runtime is touched).  ``BrokerDispatch`` is the
+runtime's way to hand them work.
 """
 
 import uuid
-from dataclasses import dataclass
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from workers import pipeline
+from workers import delivery, intake
+from workers.runtime import Runtime
 
 #: Queue of raw events on their way to validation.
 EVENTS_QUEUE = "events"
 #: Queue of emails to send.
 MAIL_QUEUE = "mail"
+#: Actor names, as messages in Redis carry them.
+HANDLE_EVENT = "handle_event"
+DELIVER = "deliver"
 
 #: Broker retries of an event whose handling failed unexpectedly (database down...).
 EVENT_MAX_RETRIES = 10
@@ -25,46 +29,42 @@ DELIVER_MAX_RETRIES = 30
 DELIVER_TIME_LIMIT_MS = 240_000
 
 
-def _runtime():
-    # Imported here: workers.app declares these actors, so it imports this module.
-    from workers.app import current
+def declare(broker: dramatiq.Broker, rt: Runtime) -> None:
+    def handle_event(raw: str, rejected: str | None = None) -> None:
+        intake.accept_event(rt, raw, rejected=rejected)
 
-    return current()
+    def deliver(email_id: str) -> None:
+        message = CurrentMessage.get_current_message()
+        retries = message.options.get("retries", 0) if message else 0
+        outcome = delivery.deliver_email(rt, uuid.UUID(email_id), retries=retries)
+        if outcome.retry_after_ms is not None:
+            raise dramatiq.Retry("transient send failure", delay=outcome.retry_after_ms)
 
-
-def handle_event(raw: str, rejected: str | None = None) -> None:
-    pipeline.accept_event(_runtime(), raw, rejected=rejected)
-
-
-def deliver(email_id: str) -> None:
-    message = CurrentMessage.get_current_message()
-    retries = message.options.get("retries", 0) if message else 0
-    outcome = pipeline.deliver_email(_runtime(), uuid.UUID(email_id), retries=retries)
-    if outcome.retry_after_ms is not None:
-        raise dramatiq.Retry("transient send failure", delay=outcome.retry_after_ms)
-
-
-@dataclass(frozen=True)
-class Actors:
-    handle_event: dramatiq.Actor
-    deliver: dramatiq.Actor
-
-
-def declare(broker: dramatiq.Broker) -> Actors:
-    return Actors(
-        handle_event=dramatiq.actor(
-            handle_event,
-            broker=broker,
-            actor_name="handle_event",
-            queue_name=EVENTS_QUEUE,
-            max_retries=EVENT_MAX_RETRIES,
-        ),
-        deliver=dramatiq.actor(
-            deliver,
-            broker=broker,
-            actor_name="deliver",
-            queue_name=MAIL_QUEUE,
-            max_retries=DELIVER_MAX_RETRIES,
-            time_limit=DELIVER_TIME_LIMIT_MS,
-        ),
+    dramatiq.actor(
+        handle_event,
+        broker=broker,
+        actor_name=HANDLE_EVENT,
+        queue_name=EVENTS_QUEUE,
+        max_retries=EVENT_MAX_RETRIES,
     )
+    dramatiq.actor(
+        deliver,
+        broker=broker,
+        actor_name=DELIVER,
+        queue_name=MAIL_QUEUE,
+        max_retries=DELIVER_MAX_RETRIES,
+        time_limit=DELIVER_TIME_LIMIT_MS,
+    )
+
+
+class BrokerDispatch:
+    """Sends work to the actors ``declare`` registered on ``broker``."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+
+    def event(self, raw: str, rejected: str | None = None) -> None:
+        self.broker.get_actor(HANDLE_EVENT).send(raw, rejected)
+
+    def delivery(self, email_id: uuid.UUID) -> None:
+        self.broker.get_actor(DELIVER).send(str(email_id))

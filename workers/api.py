@@ -16,11 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import VerificationFailed
 from domain.tokens import api_key_digest
-from workers import apikeys
+from domain.vocabulary import CODE_PURPOSES, Purpose, Verdict
+from workers.runtime import Runtime
+from workers.store import apikeys
 from workers.verification import Verifier
 
-CodePurpose = Literal["signup", "login", "email_change"]
-Purpose = Literal["signup", "login", "email_change", "password_reset", "invite"]
+#: The purposes whose mail carries a code, as the API's schema shows them.
+CodePurpose = Literal[tuple(p.value for p in CODE_PURPOSES)]
+#: The failures the API answers with: every verdict but ``ok``, and its own two.
+ErrorCode = Literal[
+    tuple(v.value for v in Verdict if v != Verdict.OK) + ("unauthorized", "bad_request")
+]
 
 
 class _Body(BaseModel):
@@ -67,7 +73,7 @@ class Revoked(BaseModel):
 
 
 class Error(BaseModel):
-    error: Literal["invalid", "expired", "locked", "rate_limited", "unauthorized", "bad_request"]
+    error: ErrorCode
     detail: str | None = None
 
 
@@ -88,7 +94,7 @@ class Unauthorized(Exception):
     pass
 
 
-def create_app(runtime) -> FastAPI:
+def create_app(runtime: Runtime) -> FastAPI:
     verifier = Verifier(runtime)
     bearer = HTTPBearer(auto_error=False)
     app = FastAPI(
@@ -121,7 +127,7 @@ def create_app(runtime) -> FastAPI:
 
     @app.exception_handler(VerificationFailed)
     async def _failed(request: Request, exc: VerificationFailed):
-        status = 429 if exc.code == VerificationFailed.RATE_LIMITED else 400
+        status = 429 if exc.code == Verdict.RATE_LIMITED else 400
         return JSONResponse({"error": exc.code}, status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.addresses import normalize_address
-from domain.apps import App, Directory
+from domain.apps import APP_ID_RULE, App, Directory, is_app_id
 from domain.errors import ConfigError
 
 SETTING = "MAILROOM_APPS_FILE"
@@ -114,8 +114,8 @@ def load_directory(settings) -> Directory:
         raise ConfigError(SETTING, f"{where}: {error['msg']}") from None
     apps = {}
     for app_id, entry in parsed.apps.items():
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", app_id):
-            raise ConfigError(SETTING, f"apps.{app_id}: an app id is a-z, 0-9, _ . - (at most 64)")
+        if not is_app_id(app_id):
+            raise ConfigError(SETTING, f"apps.{app_id}: {APP_ID_RULE}")
         apps[app_id] = _app(app_id, entry, settings)
     if parsed.default is not None and parsed.default not in apps:
         raise ConfigError(SETTING, f"default: {parsed.default!r} is not one of the apps")

@@ -53,22 +53,3 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
-
-
-def now_sql(dialect_name: str):
-    """The database's clock as a SQL expression (expiry never trusts a worker's clock)."""
-    from sqlalchemy import func
-
-    if dialect_name == "sqlite":
-        return func.strftime("%Y-%m-%d %H:%M:%f", "now")
-    return func.now()
-
-
-def now_plus_sql(dialect_name: str, seconds: float):
-    from datetime import timedelta
-
-    from sqlalchemy import func, literal
-
-    if dialect_name == "sqlite":
-        return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"+{seconds:.3f} seconds")
-    return func.now() + literal(timedelta(seconds=seconds))

@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from domain.errors import ConfigError
+
 #: Where the running instance is recorded, inside the state directory.
 REGISTRY = "embedded-redis.json"
 #: Where the generated token secret is kept, inside the state directory.
@@ -73,3 +75,15 @@ def token_secret(state_dir: Path) -> str:
         finally:
             os.unlink(partial)
     return path.read_text().strip()
+
+
+def redis_url_for(settings) -> str:
+    """REDIS_URL, else the embedded Redis of a running ``mailroom dev``."""
+    if settings.redis_url:
+        return settings.redis_url
+    url = find(settings.state_dir)
+    if url is None:
+        raise ConfigError(
+            "REDIS_URL", "is not set and no `mailroom dev` is running here to provide one"
+        )
+    return url

@@ -4,7 +4,7 @@ Dramatiq calls ``setup`` in every worker process it forks, so each process
 builds its own engine and connections after the fork.
 """
 
-from workers.app import build_runtime, install
+from workers.bootstrap import build_runtime, install
 from workers.logs import configure_logging
 from workers.settings import load_settings
 

@@ -24,7 +24,10 @@ import redis
 
 from domain.errors import InvalidEvent
 from domain.events import event_payload, parse_event
+from workers.embedded import redis_url_for
 from workers.logs import get_logger
+from workers.runtime import Dispatch
+from workers.settings import load_settings
 
 #: The stream producers append to.
 STREAM = "mailroom:events"
@@ -60,9 +63,6 @@ def publish(event: dict | str, *, redis_client: redis.Redis | str | None = None)
         publish_raw(redis_client, raw)
     else:
         if redis_client is None:
-            from workers.app import redis_url_for
-            from workers.settings import load_settings
-
             redis_client = redis_url_for(load_settings())
         with redis.Redis.from_url(redis_client) as client:
             publish_raw(client, raw)
@@ -99,10 +99,10 @@ def decode_entry(fields: dict) -> tuple[str, str | None]:
 
 
 class IngressBridge(threading.Thread):
-    def __init__(self, rt) -> None:
+    def __init__(self, redis_url: str, dispatch: Dispatch) -> None:
         super().__init__(name="mailroom-ingress", daemon=True)
-        self.rt = rt
-        self.client = redis.Redis.from_url(rt.redis_url)
+        self.dispatch = dispatch
+        self.client = redis.Redis.from_url(redis_url)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.stopping = threading.Event()
 
@@ -141,7 +141,7 @@ class IngressBridge(threading.Thread):
             if fields is None:  # deleted while pending
                 continue
             raw, rejected = decode_entry(fields)
-            self.rt.enqueue_event(raw, rejected)
+            self.dispatch.event(raw, rejected)
         if entries:
             ids = [entry_id for entry_id, _ in entries]
             pipe = self.client.pipeline(transaction=False)

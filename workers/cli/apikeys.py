@@ -1,10 +1,10 @@
 """`mailroom apikey ...`: the verification API keys stored in the database."""
 
-import re
 from datetime import UTC, datetime
 
 import click
 
+from domain.apps import APP_ID_RULE, is_app_id
 from workers.cli.base import (
     Failure,
     cli,
@@ -30,10 +30,10 @@ def apikey() -> None:
 def apikey_create(app: str, no_store: bool, as_json: bool) -> None:
     """Create a key for APP (its events' `source`); the key is shown only now."""
     from domain.tokens import api_key_digest, new_api_key
-    from workers import apikeys
+    from workers.store import apikeys
 
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", app):
-        raise click.BadParameter("an app id is a-z, 0-9, _ . - (at most 64)", param_hint="APP")
+    if not is_app_id(app):
+        raise click.BadParameter(APP_ID_RULE, param_hint="APP")
     if no_store:
         key = new_api_key()
         digest = api_key_digest(key)
@@ -56,7 +56,7 @@ def apikey_create(app: str, no_store: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def apikey_list(as_json: bool) -> None:
     """List keys (their first characters only)."""
-    from workers import apikeys
+    from workers.store import apikeys
 
     with open_sessions()() as session:
         rows = apikeys.list_keys(session)
@@ -89,7 +89,7 @@ def apikey_list(as_json: bool) -> None:
 @click.argument("key_id", metavar="ID", type=int)
 def apikey_revoke(key_id: int) -> None:
     """Revoke a key at once."""
-    from workers import apikeys
+    from workers.store import apikeys
 
     with open_sessions().begin() as session:
         if not apikeys.revoke(session, key_id, datetime.now(UTC)):

@@ -28,7 +28,7 @@ def current_settings():
 
 
 def build(settings=None):
-    from workers.app import build_runtime
+    from workers.bootstrap import build_runtime
 
     return build_runtime(settings or current_settings())
 

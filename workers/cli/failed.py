@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from domain.addresses import mask_address
-from domain.policy import Reason
-from workers import store
+from domain.vocabulary import DeadLetterStatus, Reason
 from workers.cli.base import (
     EXIT_FAILED,
     Failure,
@@ -18,6 +17,7 @@ from workers.cli.base import (
     echo_json,
     table,
 )
+from workers.store import dead_letters
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -62,11 +62,11 @@ def failed() -> None:
 
 
 @failed.command("list")
-@click.option("--reason", type=click.Choice(Reason.ALL), help="Only this reason.")
+@click.option("--reason", type=click.Choice([r.value for r in Reason]), help="Only this reason.")
 @click.option("--since", help="Only newer: an ISO time or an age such as 30m, 2h, 7d.")
 @click.option(
     "--status",
-    type=click.Choice(["dead", "replayed", "discarded", "all"]),
+    type=click.Choice([*(s.value for s in DeadLetterStatus), "all"]),
     default="dead",
     show_default=True,
 )
@@ -79,7 +79,7 @@ def failed_list(reason, since, status, limit, as_json) -> None:
     settings = current_settings()
     sessions = make_sessionmaker(make_engine(settings.sqlalchemy_url))
     with sessions() as session:
-        rows = store.list_failed(
+        rows = dead_letters.list_failed(
             session,
             reason=reason,
             since=_parse_since(since),
@@ -119,7 +119,7 @@ def failed_show(failed_id, as_json) -> None:
 
     sessions = make_sessionmaker(make_engine(current_settings().sqlalchemy_url))
     with sessions() as session:
-        row = store.get_failed(session, failed_id)
+        row = dead_letters.get(session, failed_id)
     if row is None:
         raise Failure(f"no dead letter with id {failed_id}")
     record = _failed_dict(row)
@@ -137,7 +137,9 @@ def failed_show(failed_id, as_json) -> None:
 @failed.command("replay")
 @click.argument("failed_ids", metavar="ID...", type=int, nargs=-1)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
-@click.option("--reason", type=click.Choice(Reason.ALL), help="With --all: only this reason.")
+@click.option(
+    "--reason", type=click.Choice([r.value for r in Reason]), help="With --all: only this reason."
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def failed_replay(failed_ids, replay_all, reason, dry_run, as_json) -> None:
@@ -149,7 +151,7 @@ def failed_replay(failed_ids, replay_all, reason, dry_run, as_json) -> None:
     """
     import redis as redis_lib
 
-    from workers.ingress import publish_raw
+    from workers.replay import replay
 
     if bool(failed_ids) == replay_all:
         raise click.UsageError("give dead-letter IDs or --all")
@@ -160,12 +162,12 @@ def failed_replay(failed_ids, replay_all, reason, dry_run, as_json) -> None:
     try:
         with runtime.sessions() as session:
             if replay_all:
-                failed_ids = [r.id for r in store.list_failed(session, reason=reason)]
+                failed_ids = [r.id for r in dead_letters.list_failed(session, reason=reason)]
         if not failed_ids:
             raise Failure("nothing to replay")
         with redis_lib.Redis.from_url(runtime.redis_url) as client:
             for failed_id in failed_ids:
-                result = _replay_one(runtime, client, failed_id, dry_run, publish_raw)
+                result = replay(runtime, client, failed_id, dry_run=dry_run).as_dict()
                 errors += "error" in result
                 results.append(result)
                 if not as_json:
@@ -176,33 +178,6 @@ def failed_replay(failed_ids, replay_all, reason, dry_run, as_json) -> None:
         echo_json(results)
     if errors:
         sys.exit(EXIT_FAILED)
-
-
-def _replay_one(runtime, client, failed_id: int, dry_run: bool, publish_raw) -> dict:
-    now = runtime.clock()
-    new_email_id = None
-    with runtime.sessions.begin() as session:
-        row = store.get_failed(session, failed_id)
-        if row is None:
-            return {"id": failed_id, "error": f"no dead letter with id {failed_id}"}
-        if row.status != "dead":
-            return {"id": failed_id, "error": f"dead letter {failed_id} is already {row.status}"}
-        target = "email" if row.email_id else "event"
-        if dry_run:
-            return {"id": failed_id, "would_replay": target, "reason": row.reason}
-        if row.email_id:
-            new_email_id = store.replay_email(session, row, now)
-            if new_email_id is None:
-                return {"id": failed_id, "error": f"dead letter {failed_id} was replayed already"}
-        else:
-            if row.payload is None or not store.mark_event_replayed(session, failed_id, now):
-                return {"id": failed_id, "error": f"dead letter {failed_id} cannot be replayed"}
-            # Inside the transaction: if Redis refuses, the row stays dead.
-            publish_raw(client, row.payload)
-    if new_email_id is not None:
-        runtime.enqueue_delivery(new_email_id)
-        return {"id": failed_id, "replayed": "email", "new_email_id": str(new_email_id)}
-    return {"id": failed_id, "replayed": "event"}
 
 
 def _say_replay(result: dict) -> None:
@@ -227,10 +202,10 @@ def failed_discard(failed_ids) -> None:
     now = datetime.now(UTC)
     for failed_id in failed_ids:
         with sessions.begin() as session:
-            if store.discard_failed(session, failed_id, now):
+            if dead_letters.discard(session, failed_id, now):
                 click.echo(f"{failed_id}: discarded")
                 continue
-            row = store.get_failed(session, failed_id)
+            row = dead_letters.get(session, failed_id)
         errors += 1
         problem = f"is already {row.status}" if row else "does not exist"
         click.echo(f"mailroom: dead letter {failed_id} {problem}", err=True)

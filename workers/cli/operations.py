@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 import click
 import redis
 
-from workers import store
 from workers.cli.base import (
     EXIT_FAILED,
     cli,
@@ -15,6 +14,7 @@ from workers.cli.base import (
     open_sessions,
     table,
 )
+from workers.store import dead_letters, outbox
 
 
 @cli.group()
@@ -26,7 +26,7 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def config_show(as_json: bool) -> None:
     """Every setting's effective value (secrets masked) and where it came from."""
-    from workers.settings import effective
+    from workers.settings_shown import effective
 
     rows = effective(current_settings())
     if as_json:
@@ -38,18 +38,10 @@ def config_show(as_json: bool) -> None:
     )
 
 
-#: What to look at when a transport fails in a given way.
-HINTS = {
-    "file": "check that MAILROOM_OUTBOX_DIR is writable",
-    "smtp": "check MAILROOM_SMTP_HOST, MAILROOM_SMTP_PORT, MAILROOM_SMTP_SECURITY and that the "
-    "server is up and reachable from here",
-    "ses": "check MAILROOM_SES_REGION (or MAILROOM_SES_ENDPOINT_URL) and the network to AWS",
-    "gmail": "check MAILROOM_GMAIL_SMTP_HOST, the network, and MAILROOM_GMAIL_TOKEN_URI",
-}
-
-
 def _hint(transport: str, error: Exception) -> str:
+    """What to look at when a transport fails in a given way."""
     from domain.errors import PermanentError, TransportConfigError
+    from workers.transports.registry import backend
 
     if isinstance(error, TransportConfigError):
         return f"check {error.setting}"
@@ -58,7 +50,7 @@ def _hint(transport: str, error: Exception) -> str:
             "the server refused the message or the recipient: check the address, and that "
             "MAILROOM_MAIL_FROM may send through this provider (verified sender, SPF/DKIM)"
         )
-    return HINTS.get(transport, "check the transport's settings")
+    return backend(transport).HINT  # the backend's own: which settings and what network
 
 
 @cli.command("send-test")
@@ -147,14 +139,14 @@ def status(as_json: bool) -> None:
     """
     from workers import health
     from workers.actors import EVENTS_QUEUE, MAIL_QUEUE
-    from workers.app import redis_url_for
     from workers.broker import NAMESPACE
+    from workers.embedded import redis_url_for
     from workers.ingress import STREAM
 
     settings = current_settings()
     with open_sessions()() as session:
-        emails = store.count_by_status(session)
-        dead = len(store.list_failed(session))
+        emails = outbox.count_by_status(session)
+        dead = dead_letters.count(session)
     with redis.Redis.from_url(redis_url_for(settings)) as client:
         transports = health.read(client)
         queues = {

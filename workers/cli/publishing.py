@@ -75,7 +75,7 @@ def publish(event_type, data, source, path, as_json) -> None:
     mailroom publish user.signup_requested --data '{"email": "ada@example.com"}'
     mailroom publish --file events.jsonl
     """
-    from workers.app import redis_url_for
+    from workers.embedded import redis_url_for
     from workers.ingress import new_event
 
     if bool(event_type) == bool(path):

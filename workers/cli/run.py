@@ -27,9 +27,9 @@ def dev(demo: bool, threads: int) -> None:
     import dramatiq
 
     from workers import db, embedded
-    from workers.app import build_runtime, install
+    from workers.bootstrap import build_runtime, install
     from workers.logs import configure_logging
-    from workers.settings import mask_url
+    from workers.settings_shown import mask_url
 
     settings = current_settings()
     configure_logging(settings.log_format or "console", settings.log_level)
@@ -78,7 +78,7 @@ def worker(processes: int, threads: int) -> None:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    from workers.app import redis_url_for
+    from workers.embedded import redis_url_for
 
     redis_url_for(current_settings())  # fail here, in one line, rather than in every child
     args = make_argument_parser().parse_args(

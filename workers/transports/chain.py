@@ -8,10 +8,10 @@ recipient is final: another provider would be told the same.
 import time
 from email.message import EmailMessage
 
-from domain.breaker import CircuitBreaker
 from domain.errors import PermanentError, TransientError, TransportConfigError
 from workers.logs import get_logger
-from workers.transports import Receipt
+from workers.transports.base import Receipt
+from workers.transports.breaker import CircuitBreaker, NeverOpen
 
 log = get_logger("mailroom.transport")
 
@@ -24,7 +24,7 @@ class Chain:
         # With a single transport there is nowhere to fail over to: every attempt
         # goes to it, and its own error is what the retries and dead letter see.
         self.breakers = {
-            t.name: CircuitBreaker() if len(self.transports) > 1 else _NeverOpen()
+            t.name: CircuitBreaker() if len(self.transports) > 1 else NeverOpen()
             for t in self.transports
         }
         self.last_error: dict[str, Exception] = {}
@@ -75,20 +75,6 @@ class Chain:
     def close(self) -> None:
         for transport in self.transports:
             transport.close()
-
-
-class _NeverOpen:
-    def allows(self, now: float) -> bool:
-        return True
-
-    def is_open(self, now: float) -> bool:
-        return False
-
-    def succeeded(self) -> None:
-        pass
-
-    def failed(self, now: float) -> None:
-        pass
 
 
 def _combined(failures: list[tuple[str, Exception]]) -> Exception:

@@ -7,11 +7,26 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from domain.errors import TransientError
-from workers.transports import Receipt
+from workers.transports.base import Receipt
+
+NAME = "file"
+
+#: Nothing: MAILROOM_OUTBOX_DIR has a default and is created on the first mail.
+REQUIRED: tuple[str, ...] = ()
+
+HINT = "check that MAILROOM_OUTBOX_DIR is writable"
+
+
+def check(settings) -> None:
+    """Nothing to check before a send: a directory it cannot write fails that send."""
+
+
+def from_settings(settings) -> "FileTransport":
+    return FileTransport(settings.outbox_dir)
 
 
 class FileTransport:
-    name = "file"
+    name = NAME
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)

@@ -6,17 +6,28 @@ or expired) is a configuration error naming MAILROOM_GMAIL_REFRESH_TOKEN.
 
 Gmail rewrites the From address to the authenticated account unless the
 address is one of its verified "Send mail as" aliases.
+
+google-auth is imported when a transport is built, not with this module: the
+settings check reads NAME, REQUIRED and ``check`` here, and google-auth (with
+requests) takes ~50 ms to import.
 """
 
 import smtplib
 import threading
 
-import google.auth.exceptions
-import google.auth.transport.requests
-from google.oauth2.credentials import Credentials
-
 from domain.errors import TransientError, TransportConfigError
-from workers.transports.smtp import SMTPTransport
+from workers.transports.smtp import SMTPTransport, check_ca_file
+
+NAME = "gmail"
+
+REQUIRED = (
+    "MAILROOM_GMAIL_USER",
+    "MAILROOM_GMAIL_CLIENT_ID",
+    "MAILROOM_GMAIL_CLIENT_SECRET",
+    "MAILROOM_GMAIL_REFRESH_TOKEN",
+)
+
+HINT = "check MAILROOM_GMAIL_SMTP_HOST, the network, and MAILROOM_GMAIL_TOKEN_URI"
 
 #: The scope a refresh token needs to send mail over SMTP.
 SCOPE = "https://mail.google.com/"
@@ -26,6 +37,9 @@ class AccessToken:
     """A cached OAuth2 access token, refreshed by google-auth when due."""
 
     def __init__(self, *, client_id, client_secret, refresh_token, token_uri) -> None:
+        import google.auth.transport.requests
+        from google.oauth2.credentials import Credentials
+
         self.credentials = Credentials(
             token=None,
             refresh_token=refresh_token,
@@ -39,6 +53,8 @@ class AccessToken:
         self.refreshes = 0
 
     def __call__(self, *, force: bool = False) -> str:
+        import google.auth.exceptions
+
         with self.lock:
             if force or not self.credentials.valid:
                 try:
@@ -73,7 +89,11 @@ def xoauth2_login(user: str, token: AccessToken):
     return login
 
 
-def gmail_transport(settings) -> SMTPTransport:
+def check(settings) -> None:
+    check_ca_file(settings)  # the TLS to Gmail's SMTP trusts it as well
+
+
+def from_settings(settings) -> SMTPTransport:
     token = AccessToken(
         client_id=settings.gmail_client_id,
         client_secret=settings.gmail_client_secret,
@@ -87,7 +107,7 @@ def gmail_transport(settings) -> SMTPTransport:
         login=xoauth2_login(settings.gmail_user, token),
         timeout=settings.smtp_timeout,
         ca_file=settings.smtp_ca_file,
-        name="gmail",
+        name=NAME,
         credential_setting="MAILROOM_GMAIL_REFRESH_TOKEN",
     )
     transport.token = token

@@ -3,16 +3,27 @@
 Credentials come from the standard AWS chain, never from mailroom's settings.
 Throttling and 5xx are transient; a refused message is permanent; a sender or
 account SES will not send for is a configuration error.
+
+boto3 is imported when a transport is built, not with this module: the settings
+check reads NAME, REQUIRED and ``check`` here, and boto3 takes ~80 ms to import.
 """
 
+import os
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from domain.errors import ConfigError, PermanentError, TransientError, TransportConfigError
+from workers.transports.base import Receipt
 
-from domain.errors import PermanentError, TransientError, TransportConfigError
-from workers.transports import Receipt
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+NAME = "ses"
+
+#: Nothing: the region may come from AWS_REGION, credentials from the AWS chain.
+REQUIRED: tuple[str, ...] = ()
+
+HINT = "check MAILROOM_SES_REGION (or MAILROOM_SES_ENDPOINT_URL) and the network to AWS"
 
 #: Error codes worth retrying (the 5xx ones are retried whatever their code).
 TRANSIENT_CODES = frozenset(
@@ -33,7 +44,23 @@ CONFIG_CODES = {
 }
 
 
-def classify(error: ClientError) -> Exception:
+def check(settings) -> None:
+    if not (
+        settings.ses_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    ):
+        raise ConfigError("MAILROOM_SES_REGION", "is required with ses (or set AWS_REGION)")
+
+
+def from_settings(settings) -> "SESTransport":
+    return SESTransport(
+        region=settings.ses_region,
+        configuration_set=settings.ses_configuration_set,
+        endpoint_url=settings.ses_endpoint_url,
+        timeout=settings.smtp_timeout,
+    )
+
+
+def classify(error: "ClientError") -> Exception:
     code = error.response.get("Error", {}).get("Code", "")
     message = error.response.get("Error", {}).get("Message", "")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -46,9 +73,12 @@ def classify(error: ClientError) -> Exception:
 
 
 class SESTransport:
-    name = "ses"
+    name = NAME
 
     def __init__(self, *, region=None, configuration_set=None, endpoint_url=None, timeout=15.0):
+        import boto3
+        from botocore.config import Config
+
         self.region = region
         self.configuration_set = configuration_set
         # Retries are ours (quick ones, then the broker's): one attempt here.
@@ -61,16 +91,9 @@ class SESTransport:
             "sesv2", region_name=region, endpoint_url=endpoint_url, config=config
         )
 
-    @classmethod
-    def from_settings(cls, settings) -> "SESTransport":
-        return cls(
-            region=settings.ses_region,
-            configuration_set=settings.ses_configuration_set,
-            endpoint_url=settings.ses_endpoint_url,
-            timeout=settings.smtp_timeout,
-        )
-
     def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
         request = {
             "FromEmailAddress": sender,
             "Destination": {"ToAddresses": [recipient]},

@@ -16,12 +16,55 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 
 from domain.addresses import ascii_address
-from domain.errors import PermanentError, TransientError, TransportConfigError
-from domain.policy import SMTP_IDLE_CHECK
-from workers.transports import Receipt
+from domain.errors import ConfigError, PermanentError, TransientError, TransportConfigError
+from workers.transports.base import Receipt
+
+NAME = "smtp"
+
+REQUIRED = ("MAILROOM_SMTP_HOST",)
+
+HINT = (
+    "check MAILROOM_SMTP_HOST, MAILROOM_SMTP_PORT, MAILROOM_SMTP_SECURITY and that the "
+    "server is up and reachable from here"
+)
+
+#: An SMTP connection idle this long (30 seconds) is checked with NOOP before it is reused.
+SMTP_IDLE_CHECK = timedelta(seconds=30)
+
+#: Port for each MAILROOM_SMTP_SECURITY mode when MAILROOM_SMTP_PORT is unset.
+DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+
+
+def check(settings) -> None:
+    if settings.smtp_username and not settings.smtp_password:
+        raise ConfigError("MAILROOM_SMTP_PASSWORD", "is required with MAILROOM_SMTP_USERNAME")
+    check_ca_file(settings)
+
+
+def check_ca_file(settings) -> None:
+    """MAILROOM_SMTP_CA_FILE, if set, must be there (``gmail`` uses it too)."""
+    if settings.smtp_ca_file is not None and not settings.smtp_ca_file.is_file():
+        raise ConfigError(
+            "MAILROOM_SMTP_CA_FILE", f"{settings.smtp_ca_file} is not a readable file"
+        )
+
+
+def from_settings(settings) -> "SMTPTransport":
+    login = None
+    if settings.smtp_username:
+        login = password_login(settings.smtp_username, settings.smtp_password or "")
+    return SMTPTransport(
+        settings.smtp_host,
+        settings.effective_smtp_port,
+        security=settings.smtp_security,
+        login=login,
+        timeout=settings.smtp_timeout,
+        ca_file=settings.smtp_ca_file,
+    )
 
 
 def classify(code: int, text: str) -> TransientError | PermanentError:
@@ -66,7 +109,7 @@ class SMTPTransport:
         login: Login | None = None,
         timeout: float = 15.0,
         ca_file=None,
-        name: str = "smtp",
+        name: str = NAME,
         credential_setting: str = "MAILROOM_SMTP_PASSWORD",
     ) -> None:
         self.name = name
@@ -81,20 +124,6 @@ class SMTPTransport:
         self._local = threading.local()
         self._open: set[smtplib.SMTP] = set()
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_settings(cls, settings) -> "SMTPTransport":
-        login = None
-        if settings.smtp_username:
-            login = password_login(settings.smtp_username, settings.smtp_password or "")
-        return cls(
-            settings.smtp_host,
-            settings.effective_smtp_port,
-            security=settings.smtp_security,
-            login=login,
-            timeout=settings.smtp_timeout,
-            ca_file=settings.smtp_ca_file,
-        )
 
     # ------------------------------------------------------------ connections
 

@@ -1,12 +1,18 @@
 """A circuit breaker per transport: after BREAKER_FAILURES transient failures in
 a row the transport is skipped for BREAKER_RESET, then one trial send decides.
 
-Pure: the caller passes the time (monotonic seconds).
+The caller passes the time (monotonic seconds).  Locked: the worker threads
+share one chain, so one breaker per transport.
 """
 
 import threading
+from datetime import timedelta
 
-from domain.policy import BREAKER_FAILURES, BREAKER_RESET
+#: Transient failures in a row after which a transport's circuit opens.
+BREAKER_FAILURES = 3
+
+#: How long an open circuit skips its transport before one trial send (30 seconds).
+BREAKER_RESET = timedelta(seconds=30)
 
 
 class CircuitBreaker:
@@ -38,3 +44,20 @@ class CircuitBreaker:
             if self.failures >= self.threshold:
                 # (Re)open: a failed trial waits another full period.
                 self.opened_at = now
+
+
+class NeverOpen:
+    """The breaker of a lone transport: with nowhere to fail over to, skipping it
+    would only turn its own error into "circuit open"."""
+
+    def allows(self, now: float) -> bool:
+        return True
+
+    def is_open(self, now: float) -> bool:
+        return False
+
+    def succeeded(self) -> None:
+        pass
+
+    def failed(self, now: float) -> None:
+        pass

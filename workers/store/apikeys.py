@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from domain.tokens import api_key_digest, new_api_key
-from workers.models import ApiKey
+from workers.store.tables import ApiKey
 
 #: Characters of a key kept in clear to tell keys apart in a list.
 SHOWN_PREFIX = 12

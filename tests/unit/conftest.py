@@ -1,0 +1,107 @@
+"""The unit layer: use cases on SQLite, Dramatiq's StubBroker and a recording
+transport.  No server is started; each test gets a fresh database file."""
+
+import io
+import json
+import logging
+from email.message import EmailMessage
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+
+from domain.errors import DeliveryError
+from workers import db
+from workers.actors import EVENTS_QUEUE, MAIL_QUEUE
+from workers.bootstrap import build_runtime
+from workers.logs import configure_logging
+from workers.runtime import Runtime
+from workers.settings import load_settings
+from workers.store.tables import Base
+from workers.transports.base import Receipt
+
+TOKEN_SECRET = "unit-pepper-0123456789abcdef0123456789"
+BASE_URL = "https://app.example.com"
+
+
+class RecordingTransport:
+    """Accepts every message and keeps it, or raises what a test tells it to."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+        #: Raised by the next sends instead of accepting (a DeliveryError, say).
+        self.fail_with: DeliveryError | None = None
+        self.attempts = 0
+
+    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+        self.attempts += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(message)
+        return Receipt(destination="memory", transport=self.name)
+
+    def close(self) -> None:
+        pass
+
+
+class Unit:
+    """A runtime wired as in production, minus the servers."""
+
+    def __init__(self, rt: Runtime, transport: RecordingTransport, log: io.StringIO) -> None:
+        self.rt = rt
+        self.transport = transport
+        self.log = log
+
+    def drain(self) -> None:
+        """Run every queued message (and those they queue) to the end."""
+        worker = dramatiq.Worker(self.rt.broker, worker_threads=1, worker_timeout=20)
+        worker.start()
+        try:
+            for _ in range(10):
+                for queue in (EVENTS_QUEUE, MAIL_QUEUE):
+                    self.rt.broker.join(queue, fail_fast=False)
+                if not any(q.qsize() for q in self.rt.broker.queues.values()):
+                    break
+            worker.join()
+        finally:
+            worker.stop()
+
+    def log_lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def unit(tmp_path):
+    settings = load_settings(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'mailroom.db'}",
+            "MAILROOM_STATE_DIR": str(tmp_path / "state"),
+            "MAILROOM_TOKEN_SECRET": TOKEN_SECRET,
+            "MAILROOM_MAIL_FROM": "Notes <no-reply@notes.example.com>",
+            "MAILROOM_PUBLIC_BASE_URL": BASE_URL,
+            "MAILROOM_RETRY_MIN_BACKOFF": "0.01",
+            "MAILROOM_RETRY_MAX_BACKOFF": "0.05",
+        }
+    )
+    Base.metadata.create_all(db.make_engine(settings.sqlalchemy_url))
+    log = io.StringIO()
+    configure_logging("json", "DEBUG", stream=log)
+    logging.getLogger("dramatiq").setLevel(logging.WARNING)
+    broker = StubBroker(
+        middleware=[TimeLimit(), ShutdownNotifications(), Retries(min_backoff=10, max_backoff=50),
+                    CurrentMessage()]
+    )  # fmt: skip
+    broker.emit_after("process_boot")
+    transport = RecordingTransport()
+    rt = build_runtime(
+        settings,
+        redis_url="redis://127.0.0.1:9/0",  # never contacted: no health, no ingress here
+        transport=transport,
+        broker=broker,
+        background=False,
+    )
+    yield Unit(rt, transport, log)
+    rt.close()

@@ -1,0 +1,100 @@
+"""The one place that wires mailroom together; only entry points import it.
+
+``build_runtime`` turns settings into live parts (engine, broker, transport,
+renderer), declares the actors and adds the middleware that serve them.
+Nothing here runs at import.
+"""
+
+import dramatiq
+
+from domain.flows import FlowPolicy
+from workers import embedded
+from workers.actors import BrokerDispatch, declare
+from workers.apps import load_directory
+from workers.broker import make_broker
+from workers.db import make_engine, make_sessionmaker
+from workers.health import TransportHealth
+from workers.ingress import IngressBridge
+from workers.middleware import Background, DeadLetters
+from workers.rendering import Renderer
+from workers.runtime import Runtime
+from workers.settings import Settings
+from workers.sweeper import Sweeper
+from workers.transports import make_transport
+from workers.transports.base import Transport
+
+
+def peppers_for(settings: Settings) -> dict[str, bytes]:
+    current = settings.token_secret or embedded.token_secret(settings.state_dir)
+    peppers = {settings.token_key_id: current.encode()}
+    for key_id, secret in settings.old_secrets:
+        peppers.setdefault(key_id, secret.encode())
+    return peppers
+
+
+def policy_for(settings: Settings) -> FlowPolicy:
+    return FlowPolicy(
+        ttl=settings.ttls,
+        code_length=settings.code_length,
+        reset_unknown_account=settings.reset_unknown_account,
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    redis_url: str | None = None,
+    transport: Transport | None = None,
+    broker: dramatiq.Broker | None = None,
+    background: bool = True,
+) -> Runtime:
+    """Everything one process needs.
+
+    ``broker`` replaces the Redis broker (unit tests pass Dramatiq's
+    ``StubBroker``).  ``background`` runs the ingress bridge and the sweeper
+    beside each worker's threads; without it, the caller drives them.
+    """
+    redis_url = redis_url or embedded.redis_url_for(settings)
+    health = TransportHealth(redis_url)
+    if settings.database_url is None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    broker = broker or make_broker(
+        redis_url,
+        min_backoff_ms=int(settings.retry_min_backoff * 1000),
+        max_backoff_ms=int(settings.retry_max_backoff * 1000),
+    )
+    rt = Runtime(
+        settings=settings,
+        redis_url=redis_url,
+        peppers=peppers_for(settings),
+        key_id=settings.token_key_id,
+        policy=policy_for(settings),
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        broker=broker,
+        dispatch=BrokerDispatch(broker),
+        transport=transport or make_transport(settings, health=health),
+        renderer=Renderer(overrides=settings.templates_dir),
+        health=health,
+        apps=load_directory(settings),
+    )
+    declare(broker, rt)
+    broker.add_middleware(DeadLetters(rt))
+    if not background:
+        return rt
+    broker.add_middleware(
+        Background(
+            lambda: [
+                IngressBridge(redis_url, rt.dispatch),
+                Sweeper(rt.sessions, rt.dispatch, rt.clock),
+            ]
+        )
+    )
+    return rt
+
+
+def install(rt: Runtime) -> Runtime:
+    """Make ``rt``'s broker the process's global one (the ``dramatiq`` command needs it)."""
+    dramatiq.set_broker(rt.broker)
+    return rt
