@@ -213,6 +213,12 @@ def parse_event(raw: str | bytes) -> _Envelope:
 
 #: Field names whose values a dead letter never keeps, should a producer send them.
 _SECRET_FIELD = re.compile(r"pass|secret|token|code|otp|pin|credential|key", re.IGNORECASE)
+#: A ``"name": value`` pair with such a name, in text that is not valid JSON.
+_SECRET_PAIR = re.compile(
+    r'("[^"]*(?:pass|secret|token|code|otp|pin|credential|key)[^"]*"\s*:\s*)'
+    r'("(?:[^"\\]|\\.)*"|[^,}\]\s]*)',
+    re.IGNORECASE,
+)
 
 
 def redact(raw: str) -> str:
@@ -220,8 +226,9 @@ def redact(raw: str) -> str:
     are replaced, so a producer's mistake does not leave a password at rest."""
     try:
         value = json.loads(raw)
-    except ValueError:
-        return raw
+    except (ValueError, RecursionError):
+        # Not JSON: still no value under a secret-looking name survives.
+        return _SECRET_PAIR.sub(r'\1"[redacted]"', raw)
 
     def scrub(node):
         if isinstance(node, dict):
@@ -233,7 +240,10 @@ def redact(raw: str) -> str:
             return [scrub(item) for item in node]
         return node
 
-    cleaned = scrub(value)
+    try:
+        cleaned = scrub(value)
+    except RecursionError:  # nested deeper than the scrub can walk
+        return _SECRET_PAIR.sub(r'\1"[redacted]"', raw)
     return raw if cleaned == value else json.dumps(cleaned, ensure_ascii=False)
 
 

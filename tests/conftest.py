@@ -15,6 +15,7 @@ import pytest
 import redis
 from sqlalchemy import select, text
 
+from domain.errors import VerificationFailed
 from tests.servers import PostgresServer, RedisServer, SMTPSink, wait_until
 from workers import bootstrap, db
 from workers.logs import configure_logging
@@ -194,3 +195,37 @@ def make_event(type_: str = "user.signup_requested", data: dict | None = None, *
         "data": data,
         **envelope,
     }
+
+
+def reset(exists=True, email="ada@example.com", user="u1"):
+    data = {"email": email, "account_exists": exists}
+    if exists:
+        data["user_id"] = user
+    return make_event("password.reset_requested", data)
+
+
+def invite(existing=False, **extra):
+    data = {
+        "invite_id": "inv-1",
+        "email": "grace@example.com",
+        "inviter_name": "Ada",
+        "workspace_id": "w-1",
+        "workspace_name": "Engines",
+        "role": "editor",
+        "existing_user": existing,
+        **extra,
+    }
+    return make_event("invite.created", data)
+
+
+def failure(call, *args) -> str:
+    with pytest.raises(VerificationFailed) as caught:
+        call(*args)
+    return caught.value.code
+
+
+def change(user="u1", current="ada@example.com", new="ada@example.org"):
+    return make_event(
+        "email.change_requested",
+        {"user_id": user, "current_email": current, "new_email": new, "name": "Ada"},
+    )

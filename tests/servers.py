@@ -17,8 +17,13 @@ import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import httpx
+import jsonschema
 import redis
+import uvicorn
 from aiosmtpd.controller import Controller
+
+from workers.api import create_app
 
 
 def free_port() -> int:
@@ -92,7 +97,8 @@ class PostgresServer:
     """A private cluster in a temporary directory; PostgreSQL refuses to run as
     root, so as root it runs as the ``postgres`` user the Debian package creates."""
 
-    def __init__(self) -> None:
+    def __init__(self, *settings: str) -> None:
+        """``settings`` are extra ``name=value`` server settings."""
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="mailroom-pg-"))
         self.data = self.dir / "data"
@@ -106,7 +112,7 @@ class PostgresServer:
         options = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        ) + "".join(f" -c {setting}" for setting in settings)
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options,
                   "-l", str(self.dir / "log"), "-w", "start")  # fmt: skip
         self.admin_url = f"postgresql://mailroom@127.0.0.1:{self.port}/postgres"
@@ -200,3 +206,37 @@ class _Handler:
     async def handle_NOOP(self, server, session, envelope, arg):
         self.sink.noops += 1
         return "250 OK"
+
+
+class ApiServer:
+    def __init__(self, runtime) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(runtime), host="127.0.0.1", port=self.port, log_config=None, workers=1
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self.server.started, what="the API server")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.spec = httpx.get(f"{self.url}/openapi.json").json()
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def call(self, method: str, path: str, key: str | None, template: str | None = None, **kw):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        response = httpx.request(method, self.url + path, headers=headers, timeout=30, **kw)
+        self.conforms(method, template or path, response)
+        return response
+
+    def conforms(self, method: str, template: str, response) -> None:
+        """The response is one the OpenAPI document declares, with a body of its schema."""
+        operation = self.spec["paths"][template][method.lower()]
+        declared = operation["responses"].get(str(response.status_code))
+        assert declared, f"{method} {template} answered {response.status_code}, not declared"
+        schema = declared["content"]["application/json"]["schema"]
+        jsonschema.validate(response.json(), {**schema, "components": self.spec["components"]})
+        self.seen.add((method.lower(), template, str(response.status_code)))

@@ -84,8 +84,18 @@ def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Deli
         attempts += 1
         return rt.transport.send(message, sender=app.from_address, recipient=email.recipient)
 
+    def failed_once(state) -> None:
+        log.info(
+            "email.attempt_failed",
+            email_id=str(email.id),
+            kind=email.kind,
+            attempt=state.attempt_number,
+            error=str(state.outcome.exception()),
+            retry_in_seconds=round(state.upcoming_sleep, 1),
+        )
+
     try:
-        receipt = _quick_retries()(send_once)
+        receipt = _quick_retries(failed_once)(send_once)
     except TransportConfigError as exc:
         return _dead_letter_now(rt, email, Reason.MISCONFIGURED, str(exc), attempts=attempts)
     except PermanentError as exc:
@@ -125,8 +135,9 @@ def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Deli
     return Delivery("sent")
 
 
-def _quick_retries() -> Retrying:
+def _quick_retries(before_sleep) -> Retrying:
     return Retrying(
+        before_sleep=before_sleep,
         retry=retry_if_exception_type(TransientError),
         wait=wait_exponential(multiplier=QUICK_RETRY_DELAYS[0], max=QUICK_RETRY_DELAYS[-1]),
         # Well inside the claim (SEND_LEASE), so no other worker sends meanwhile.

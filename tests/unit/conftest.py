@@ -54,20 +54,24 @@ class Unit:
         self.rt = rt
         self.transport = transport
         self.log = log
+        self.worker: dramatiq.Worker | None = None
 
     def drain(self) -> None:
         """Run every queued message (and those they queue) to the end."""
-        worker = dramatiq.Worker(self.rt.broker, worker_threads=1, worker_timeout=20)
-        worker.start()
-        try:
-            for _ in range(10):
-                for queue in (EVENTS_QUEUE, MAIL_QUEUE):
-                    self.rt.broker.join(queue, fail_fast=False)
-                if not any(q.qsize() for q in self.rt.broker.queues.values()):
-                    break
-            worker.join()
-        finally:
-            worker.stop()
+        if self.worker is None:  # one worker per test, started on first use
+            self.worker = dramatiq.Worker(self.rt.broker, worker_threads=1, worker_timeout=20)
+            self.worker.start()
+        for _ in range(10):
+            for queue in (EVENTS_QUEUE, MAIL_QUEUE):
+                self.rt.broker.join(queue, fail_fast=False)
+            if not any(q.qsize() for q in self.rt.broker.queues.values()):
+                break
+        self.worker.join()
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.rt.close()
 
     def log_lines(self) -> list[dict]:
         return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]
@@ -103,5 +107,6 @@ def unit(tmp_path):
         broker=broker,
         background=False,
     )
-    yield Unit(rt, transport, log)
-    rt.close()
+    unit = Unit(rt, transport, log)
+    yield unit
+    unit.close()

@@ -1,18 +1,17 @@
 """The transport registry and the settings check built on it: no server, no network."""
 
-import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from domain.errors import ConfigError, TransientError
+from tests.imports import graph
 from workers.settings import SETTINGS_DOC, load_settings
 from workers.transports import registry
 from workers.transports.registry import BACKENDS, make_backend
 
-PACKAGE = Path(registry.__file__).parent
+PREFIX = "workers.transports"
 
 #: Everything each transport requires, set (no REDIS_URL: the embedded defaults).
 COMPLETE = {
@@ -141,34 +140,11 @@ def test_importing_the_settings_loads_no_client_library():
     assert out.stdout.strip() == "[]"
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module a file imports, at the top or inside a function."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
 def test_imports_run_one_way_from_registry_to_backends_to_base():
-    modules = {p.stem: _imports(p) for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
-    for name, imported in modules.items():
-        if name != "registry":
+    edges = {name: targets for name, targets in graph().items() if name.startswith(PREFIX)}
+    for name, targets in edges.items():
+        if name not in (f"{PREFIX}.registry", PREFIX):
             # Not the registry, nor the package (whose __init__ imports the registry).
-            assert "workers.transports.registry" not in imported, name
-            assert "workers.transports" not in imported, name
-        assert "workers.settings" not in imported, name  # the settings import the registry
-    assert {m for m in modules["base"] if m.startswith("workers.")} == set()
-
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
-        for target in modules[name]:
-            child = target.removeprefix("workers.transports.")
-            if target.startswith("workers.transports.") and child in modules:
-                visit(child, (*path, name))
-
-    for name in modules:
-        visit(name, ())
+            assert {f"{PREFIX}.registry", PREFIX} & targets == set(), name
+        assert "workers.settings" not in targets, name  # the settings import the registry
+    assert {t for t in edges[f"{PREFIX}.base"] if t.startswith("workers")} == set()

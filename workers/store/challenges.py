@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from domain.addresses import address_key
 from domain.flows import ChallengeSpec
+from domain.policy import MAX_CODE_TTL
 from domain.vocabulary import RULES, Purpose, Subject
 from workers.store import sql
 from workers.store.tables import Challenge
@@ -65,14 +66,18 @@ def open_challenge(
             # (or not yet mailed), by the database's clock.
             inherited = max((attempts for attempts, expired in replaced if not expired), default=0)
             if spec.purpose == Purpose.EMAIL_CHANGE:
-                # An expired claim on the address no longer holds it.
+                # An expired claim on the address no longer holds it, nor does
+                # one whose code was never mailed and now cannot be in time.
+                never_mailed = Challenge.expires_at.is_(None) & (
+                    Challenge.created_at < now - MAX_CODE_TTL
+                )
                 session.execute(
                     update(Challenge)
                     .where(
                         Challenge.app == app,
                         Challenge.purpose == Purpose.EMAIL_CHANGE,
                         Challenge.new_email_key == address_key(spec.new_email),
-                        Challenge.expires_at < db_now,
+                        (Challenge.expires_at < db_now) | never_mailed,
                         *live(),
                     )
                     .values(revoked_at=now)

@@ -50,7 +50,6 @@ class AccessToken:
         )
         self.request = google.auth.transport.requests.Request()
         self.lock = threading.Lock()
-        self.refreshes = 0
 
     def __call__(self, *, force: bool = False) -> str:
         import google.auth.exceptions
@@ -73,7 +72,6 @@ class AccessToken:
                     raise TransientError(f"Google token refresh failed: {exc}") from exc
                 except google.auth.exceptions.TransportError as exc:
                     raise TransientError(f"Google token endpoint unreachable: {exc}") from exc
-                self.refreshes += 1
             return self.credentials.token
 
 

@@ -18,7 +18,7 @@ from domain.flows import link_for, plan_event
 from domain.messages import build_message, message_id_for
 from domain.policy import MAX_EVENT_BYTES
 
-DOMAIN = Path(__file__).parent.parent / "domain"
+DOMAIN = Path(__file__).parents[2] / "domain"
 
 #: Modules that do I/O (network, files, processes, logging) or wrap something that does.
 IO_MODULES = {
@@ -78,7 +78,7 @@ def reason(event) -> str:
 
 
 def test_the_documented_examples_are_valid_and_cover_every_type():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Event contract", 1)[1].split("\n## ", 1)[0]
     blocks = [b.split("```", 1)[0] for b in section.split("```json\n")[1:]]
     examples = [json.loads(block) for block in blocks]

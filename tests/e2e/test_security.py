@@ -3,9 +3,8 @@
 import pytest
 
 from domain import tokens
-from tests.conftest import TOKEN_SECRET, make_event
+from tests.conftest import TOKEN_SECRET, failure, invite, make_event
 from tests.mail import code_in, parts
-from tests.test_flows import failure, invite
 from workers.verification import Verifier
 
 NEW_SECRET = "second-pepper-abcdefghijklmnopqrstuvwxyz"

@@ -7,50 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import jsonschema
 import pytest
-import uvicorn
 
-from tests.conftest import make_event
+from tests.conftest import make_event, reset
 from tests.mail import code_in, secrets_in, token_in
-from tests.servers import free_port, wait_until
-from tests.test_flows import reset
-from workers.api import create_app
+from tests.servers import ApiServer
 from workers.store import apikeys
-
-
-class ApiServer:
-    def __init__(self, runtime) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(runtime), host="127.0.0.1", port=self.port, log_config=None, workers=1
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_until(lambda: self.server.started, what="the API server")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.spec = httpx.get(f"{self.url}/openapi.json").json()
-        self.seen: set[tuple[str, str, str]] = set()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    def call(self, method: str, path: str, key: str | None, template: str | None = None, **kw):
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        response = httpx.request(method, self.url + path, headers=headers, timeout=30, **kw)
-        self.conforms(method, template or path, response)
-        return response
-
-    def conforms(self, method: str, template: str, response) -> None:
-        """The response is one the OpenAPI document declares, with a body of its schema."""
-        operation = self.spec["paths"][template][method.lower()]
-        declared = operation["responses"].get(str(response.status_code))
-        assert declared, f"{method} {template} answered {response.status_code}, not declared"
-        schema = declared["content"]["application/json"]["schema"]
-        jsonschema.validate(response.json(), {**schema, "components": self.spec["components"]})
-        self.seen.add((method.lower(), template, str(response.status_code)))
 
 
 @pytest.fixture
@@ -193,7 +155,7 @@ def test_health(api):
 
 
 def test_the_readme_has_a_curl_example_for_every_call(api):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("### HTTP", 1)[1].split("\n### ", 1)[0]
     documented = set(re.findall(r'"\$MAILROOM_URL(/v1/[^"]+)"', section))
     templates = {

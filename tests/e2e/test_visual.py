@@ -13,7 +13,7 @@ from domain.samples import SAMPLE_LINK, SAMPLES, sample_context
 from workers.rendering import Renderer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 BRANDING = {"product": "Notes", "logo_url": None, "support_email": "help@notes.example.com"}
 MARKERS = re.compile(r"\{\{|\}\}|\{%|%\}|%\([a-z_]+\)s")
 #: A phrase each locale's mails show (the footer), proving the catalog was used.

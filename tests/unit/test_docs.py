@@ -8,7 +8,7 @@ import click
 from workers.cli import cli
 from workers.settings import SETTINGS_DOC
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text()
 
 

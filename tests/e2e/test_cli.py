@@ -3,18 +3,15 @@
 import json
 import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from domain.tokens import code_digest
+from tests.commands import MAILROOM, run
 from tests.conftest import TOKEN_SECRET, make_event
 from tests.mail import secrets_in
 from tests.servers import wait_until
-
-MAILROOM = str(Path(sys.executable).parent / "mailroom")
 
 
 def code_digest_of(challenge, code: str) -> str:
@@ -26,18 +23,6 @@ def code_digest_of(challenge, code: str) -> str:
         challenge_id=str(challenge.id),
         email=challenge.email,
         code=code,
-    )
-
-
-def run(env: dict, *args: str, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [MAILROOM, *args],
-        cwd=cwd,
-        env={"PATH": os.environ["PATH"], **env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
 
 

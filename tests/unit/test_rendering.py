@@ -1,12 +1,15 @@
 """Templates: autoescaped HTML, literal template syntax, strict variables, render errors."""
 
+import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from domain.errors import RenderError
 from tests.conftest import make_event
 from workers.rendering import Renderer
+from workers.store.tables import FailedEmail
 
 CONTEXT = {"product": "notes", "logo_url": None, "support_email": None, "name": None,
            "code": "123456", "link": "https://app.example.com/x?t=t", "ttl_minutes": 5}  # fmt: skip
@@ -30,27 +33,35 @@ def test_a_missing_variable_is_a_render_error_not_an_empty_string():
         Renderer().render("no_such_kind", "en", CONTEXT)
 
 
-def test_a_broken_template_dead_letters_the_email_at_once(mailroom, smtp_sink, tmp_path: Path):
+def failed_rows(unit):
+    with unit.rt.sessions() as session:
+        return list(session.scalars(select(FailedEmail)))
+
+
+def test_a_broken_template_dead_letters_the_email_at_once(unit, tmp_path: Path):
     (tmp_path / "signup").mkdir()
     (tmp_path / "signup" / "subject.txt").write_text("{{ app }")
-    mailroom.rt.renderer = Renderer(tmp_path)
-    mailroom.publish(make_event())
-    [failed] = mailroom.wait_for_failed(1)
+    unit.rt.renderer = Renderer(tmp_path)
+    unit.rt.dispatch.event(json.dumps(make_event()))
+    unit.drain()
+    [failed] = failed_rows(unit)
     assert failed.reason == "render_error"
     assert failed.error.startswith("template 'signup': TemplateSyntaxError")
     assert failed.attempts == 0
-    assert smtp_sink.messages == []
+    assert unit.transport.attempts == 0
 
 
-def test_a_broken_catalog_dead_letters_as_render_error(make_mailroom, smtp_sink, tmp_path: Path):
+def test_a_broken_catalog_dead_letters_as_render_error(unit, tmp_path: Path):
     catalog = tmp_path / "locale" / "fr" / "LC_MESSAGES"
     catalog.mkdir(parents=True)
     (catalog / "messages.po").write_text(
         'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
         'msgid "Hello %(name)s,"\nmsgstr "Bonjour %(nme)s,"\n'
     )
-    mailroom = make_mailroom(MAILROOM_TEMPLATES_DIR=str(tmp_path))
-    mailroom.publish(make_event(data={"email": "ada@example.com", "name": "Ada", "locale": "fr"}))
-    [failed] = mailroom.wait_for_failed(1)
+    unit.rt.renderer = Renderer(overrides=tmp_path)
+    event = make_event(data={"email": "ada@example.com", "name": "Ada", "locale": "fr"})
+    unit.rt.dispatch.event(json.dumps(event))
+    unit.drain()
+    [failed] = failed_rows(unit)
     assert failed.reason == "render_error" and failed.error.startswith("KeyError")
-    assert smtp_sink.messages == []
+    assert unit.transport.attempts == 0

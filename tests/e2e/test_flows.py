@@ -2,25 +2,16 @@
 verification API says about what the user typed or clicked."""
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
-from domain.errors import VerificationFailed
-from tests.conftest import make_event
+from tests.conftest import change, failure, invite, make_event, reset
 from tests.mail import code_in, link_in, parts, secrets_in, to, token_in
 from tests.servers import SMTPSink, wait_until
-from workers import intake
 from workers.store.tables import Challenge, Email, EventRow
 from workers.verification import Verifier
-
-
-def failure(call, *args) -> str:
-    with pytest.raises(VerificationFailed) as caught:
-        call(*args)
-    return caught.value.code
 
 
 def outcome_of(mailroom, event) -> str:
@@ -198,13 +189,6 @@ def test_the_signup_ttl_is_configurable(make_mailroom, smtp_sink):
 # ---------------------------------------------------------------- email change
 
 
-def change(user="u1", current="ada@example.com", new="ada@example.org"):
-    return make_event(
-        "email.change_requested",
-        {"user_id": user, "current_email": current, "new_email": new, "name": "Ada"},
-    )
-
-
 def test_email_change_verifies_then_notifies_the_old_address(mailroom, smtp_sink, verifier):
     mailroom.publish(reset())
     mailroom.publish(change())
@@ -252,33 +236,7 @@ def test_an_address_claimed_by_another_users_pending_change_is_refused(mailroom,
     assert outcome_of(mailroom, again) == "queued"
 
 
-def test_concurrent_claims_of_one_address_cannot_both_win(make_mailroom):
-    mailroom = make_mailroom(start_worker=False)
-    events = [change(user=f"u{i}", current=f"user{i}@example.com") for i in range(8)]
-    barrier = threading.Barrier(len(events))
-
-    def accept(event):
-        barrier.wait()
-        intake.accept_event(mailroom.rt, json.dumps(event))
-
-    threads = [threading.Thread(target=accept, args=(e,)) for e in events]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    outcomes = sorted(row.outcome for row in mailroom.rows(EventRow))
-    assert outcomes == ["queued"] + ["refused:address_claimed"] * 7
-    assert len(mailroom.rows(Challenge, Challenge.purpose == "email_change")) == 1
-
-
 # ---------------------------------------------------------------- password reset
-
-
-def reset(exists=True, email="ada@example.com", user="u1"):
-    data = {"email": email, "account_exists": exists}
-    if exists:
-        data["user_id"] = user
-    return make_event("password.reset_requested", data)
 
 
 def test_password_reset_link_is_single_use_and_revokes_the_others(mailroom, smtp_sink, verifier):
@@ -332,20 +290,6 @@ def test_email_changed_event_sends_a_notice_to_the_old_address(mailroom, smtp_si
 
 
 # ---------------------------------------------------------------- invite
-
-
-def invite(existing=False, **extra):
-    data = {
-        "invite_id": "inv-1",
-        "email": "grace@example.com",
-        "inviter_name": "Ada",
-        "workspace_id": "w-1",
-        "workspace_name": "Engines",
-        "role": "editor",
-        "existing_user": existing,
-        **extra,
-    }
-    return make_event("invite.created", data)
 
 
 def test_invite_link_returns_the_invite_data(mailroom, smtp_sink, verifier):

@@ -1,0 +1,80 @@
+"""The store on PostgreSQL: races the database decides (no worker threads run here)."""
+
+import json
+import threading
+from datetime import timedelta
+
+from tests.conftest import change, make_event
+from workers import intake
+from workers.delivery import SEND_LEASE
+from workers.store import dead_letters, outbox
+from workers.store.tables import Challenge, EventRow
+
+
+def test_concurrent_duplicates_are_decided_by_the_database(make_mailroom):
+    mailroom = make_mailroom(start_worker=False)
+    raw = json.dumps(make_event())
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def accept():
+        barrier.wait()
+        try:
+            intake.accept_event(mailroom.rt, raw)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=accept) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(mailroom.rows(EventRow)) == 1
+    assert len(mailroom.emails()) == 1
+
+
+def test_a_worker_whose_claim_lapsed_cannot_overwrite_the_new_owner(make_mailroom):
+
+    mailroom = make_mailroom(start_worker=False)
+    rt = mailroom.rt
+    rt.dispatch.delivery = lambda _id: None
+    intake.accept_event(rt, json.dumps(make_event()))
+    [email] = mailroom.emails()
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        first = outbox.claim(session, email.id, now, SEND_LEASE).email.lease_until
+    later = now + SEND_LEASE + timedelta(seconds=1)  # the first worker hung past its lease
+    with rt.sessions.begin() as session:
+        second = outbox.claim(session, email.id, later, SEND_LEASE).email.lease_until
+    with rt.sessions.begin() as session:
+        stale = dict(now=later, attempts=1, message_id="<a@b>", provider_id=None,
+                     transport="smtp")  # fmt: skip
+        assert not outbox.mark_sent(session, email.id, claim=first, **stale)
+        outbox.release_claim(session, email.id, first, later)
+        assert dead_letters.file_email(session, email.id, reason="rejected", error="x",
+                                       attempts=1, now=later, claim=first) is None  # fmt: skip
+    [still] = mailroom.emails()
+    assert (still.status, still.lease_until) == ("sending", second)
+    with rt.sessions.begin() as session:
+        assert outbox.mark_sent(session, email.id, claim=second, **stale)
+    assert mailroom.emails()[0].status == "sent"
+
+
+def test_concurrent_claims_of_one_address_cannot_both_win(make_mailroom):
+    mailroom = make_mailroom(start_worker=False)
+    events = [change(user=f"u{i}", current=f"user{i}@example.com") for i in range(8)]
+    barrier = threading.Barrier(len(events))
+
+    def accept(event):
+        barrier.wait()
+        intake.accept_event(mailroom.rt, json.dumps(event))
+
+    threads = [threading.Thread(target=accept, args=(e,)) for e in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    outcomes = sorted(row.outcome for row in mailroom.rows(EventRow))
+    assert outcomes == ["queued"] + ["refused:address_claimed"] * 7
+    assert len(mailroom.rows(Challenge, Challenge.purpose == "email_change")) == 1

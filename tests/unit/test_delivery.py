@@ -1,0 +1,215 @@
+"""Delivering one email: retries, dead letters, deadlines, supersession, the secret issued."""
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from domain import tokens
+from domain.errors import PermanentError, TransientError, TransportConfigError
+from tests.conftest import make_event
+from tests.mail import parts, secrets_in
+from tests.unit.conftest import BASE_URL, TOKEN_SECRET, RecordingTransport
+from workers import delivery, intake
+from workers.store.tables import Challenge, Email, FailedEmail
+
+
+class FlakyTransport(RecordingTransport):
+    """Its first ``failures`` sends raise a transient error, then it accepts."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def send(self, message, *, sender, recipient):
+        if self.attempts < self.failures:
+            self.attempts += 1
+            raise TransientError("421 4.7.0 try again later")
+        return super().send(message, sender=sender, recipient=recipient)
+
+
+@pytest.fixture
+def no_quick_waits(monkeypatch):
+    """The in-process retries run back to back (their real waits are 1, 2, 4 s)."""
+    monkeypatch.setattr(delivery, "QUICK_RETRY_DELAYS", (0, 0, 0))
+
+
+def rows(unit, model, *where):
+    with unit.rt.sessions() as session:
+        return list(session.scalars(select(model).where(*where)))
+
+
+def accept(unit, event=None) -> None:
+    intake.accept_event(unit.rt, json.dumps(event or make_event()))
+
+
+def logged(unit, name: str) -> list[dict]:
+    return [line for line in unit.log_lines() if line["event"] == name]
+
+
+def test_the_mail_is_complete_and_its_secret_is_issued_at_send_time(unit):
+    accept(unit, make_event(data={"email": "Ada@Example.COM", "name": "Ada"}))
+    unit.drain()
+
+    [message] = unit.transport.sent
+    assert message["From"] == "Notes <no-reply@notes.example.com>"
+    assert message["To"] == "Ada@example.com"
+    assert message["Subject"] == "Your notes verification code"
+    assert re.fullmatch(r"<[^@\s]+@notes\.example\.com>", message["Message-ID"])
+    assert message["Date"] is not None
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    text, html = parts(message)
+    code, token = secrets_in(message)
+    assert len(code) == 6 and code in html
+    link = f"{BASE_URL}/verify-email?token={token}"
+    assert link in text and f'href="{link}"' in html
+    assert "Ada" in text
+
+    [email] = rows(unit, Email)
+    assert (email.status, email.attempts, email.message_id) == ("sent", 1, message["Message-ID"])
+    assert code not in json.dumps(email.context) and token not in json.dumps(email.context)
+    [challenge] = rows(unit, Challenge)
+    pepper = TOKEN_SECRET.encode()
+    assert challenge.key_id == "k1"
+    assert challenge.code_hash == tokens.code_digest(
+        pepper,
+        key_id="k1",
+        app="notes",
+        purpose="signup",
+        challenge_id=str(challenge.id),
+        email="ada@example.com",
+        code=code,
+    )
+    assert challenge.token_hash == tokens.token_digest(pepper, key_id="k1", token=token)
+    assert challenge.expires_at - challenge.issued_at == timedelta(minutes=5)
+
+    [line] = logged(unit, "email.sent")
+    assert (line["to"], line["kind"], line["attempts"]) == ("A***@example.com", "signup", 1)
+    assert code not in unit.log.getvalue() and token not in unit.log.getvalue()
+
+
+def test_transient_failures_within_the_quick_retries_cost_one_delivery(unit, no_quick_waits):
+    unit.rt.transport = FlakyTransport(failures=2)
+    accept(unit)
+    unit.drain()
+
+    assert len(unit.rt.transport.sent) == 1
+    [email] = rows(unit, Email)
+    assert (email.status, email.attempts, email.last_error) == ("sent", 3, None)
+    assert logged(unit, "email.retrying") == []
+
+
+def test_a_transient_failure_is_retried_by_the_broker_then_sent(unit, no_quick_waits):
+    # One delivery makes four tries (one and three quick retries), all failing,
+    # so the broker runs the delivery again: its first try fails, its second sends.
+    unit.rt.transport = FlakyTransport(failures=5)
+    accept(unit)
+    unit.drain()
+
+    assert len(unit.rt.transport.sent) == 1
+    [email] = rows(unit, Email)
+    assert (email.status, email.attempts, email.last_error) == ("sent", 6, None)
+    retrying = logged(unit, "email.retrying")
+    assert [(r["attempts"], r["error"]) for r in retrying] == [(4, "421 4.7.0 try again later")]
+    assert rows(unit, FailedEmail) == []
+
+
+def test_a_permanent_rejection_is_dead_lettered_after_one_attempt(unit):
+    unit.transport.fail_with = PermanentError("SMTP 550 5.1.1 mailbox unavailable")
+    accept(unit)
+    unit.drain()
+
+    assert unit.transport.sent == [] and unit.transport.attempts == 1
+    [failed] = rows(unit, FailedEmail)
+    assert (failed.reason, failed.attempts, failed.status) == ("rejected", 1, "dead")
+    assert failed.error == "SMTP 550 5.1.1 mailbox unavailable"
+    assert (failed.kind, failed.recipient) == ("signup", "ada@example.com")
+    assert failed.event_type == "user.signup_requested"
+    [email] = rows(unit, Email)
+    assert (email.status, email.attempts) == ("failed", 1)
+    assert failed.email_id == email.id
+    [line] = logged(unit, "email.dead_lettered")
+    assert (line["reason"], line["failed_id"]) == ("rejected", failed.id)
+
+
+def test_a_misconfigured_transport_is_dead_lettered_as_such(unit):
+    unit.transport.fail_with = TransportConfigError("MAILROOM_SMTP_PASSWORD", "login refused")
+    accept(unit)
+    unit.drain()
+
+    assert unit.transport.sent == [] and unit.transport.attempts == 1
+    [failed] = rows(unit, FailedEmail)
+    assert failed.reason == "misconfigured"
+    assert failed.error == "login refused (check MAILROOM_SMTP_PASSWORD)"
+    assert rows(unit, Email)[0].status == "failed"
+
+
+def test_a_code_past_its_deadline_is_not_sent(unit):
+    accept(unit)
+    later = unit.rt.clock() + timedelta(minutes=5, seconds=1)  # a signup code lives 5 minutes
+    unit.rt.clock = lambda: later
+    unit.drain()
+
+    assert unit.transport.attempts == 0
+    [failed] = rows(unit, FailedEmail)
+    assert (failed.reason, failed.attempts) == ("expired_before_delivery", 0)
+    assert failed.error == "the deadline passed before the first attempt"
+    [email] = rows(unit, Email)
+    assert email.status == "failed"
+    # No secret was ever issued for it.
+    assert rows(unit, Challenge)[0].code_hash is None
+
+
+def test_retries_that_would_land_past_the_deadline_are_dead_lettered(unit, no_quick_waits):
+    unit.transport.fail_with = TransientError("connection refused")
+    accept(unit)
+    [email] = rows(unit, Email)
+    # The next broker retry (10-50 ms away) would come after the deadline.
+    just_before = email.deadline - timedelta(milliseconds=5)
+    unit.rt.clock = lambda: just_before
+    unit.drain()
+
+    assert unit.transport.attempts == 4  # one try and three quick retries
+    [failed] = rows(unit, FailedEmail)
+    assert (failed.reason, failed.attempts) == ("expired_before_delivery", 4)
+    assert failed.error == "connection refused"
+
+
+def test_a_superseded_challenges_mail_is_suppressed_not_sent(unit):
+    accept(unit)
+    accept(unit)  # asked again before the first mail left
+    unit.drain()
+
+    first, second = sorted(rows(unit, Email), key=lambda e: e.created_at)
+    assert (first.status, first.suppressed_reason) == ("suppressed", "superseded")
+    assert (second.status, second.suppressed_reason) == ("sent", None)
+    assert len(unit.transport.sent) == 1 and unit.transport.attempts == 1
+    [line] = logged(unit, "email.suppressed")
+    assert (line["email_id"], line["why"]) == (str(first.id), "superseded")
+    assert rows(unit, FailedEmail) == []
+
+
+def test_a_redelivered_deliver_for_a_sent_email_sends_nothing(unit):
+    accept(unit)
+    unit.drain()
+    [email] = rows(unit, Email)
+
+    assert delivery.deliver_email(unit.rt, email.id).status == "skipped"
+    unit.rt.dispatch.delivery(email.id)
+    unit.drain()
+    assert len(unit.transport.sent) == 1
+    [after] = rows(unit, Email)
+    assert (after.status, after.attempts, after.message_id) == ("sent", 1, email.message_id)
+
+
+def test_a_notice_carries_no_secret(unit):
+    data = {"email": "ada@example.com", "user_id": "u1", "name": "Ada"}
+    accept(unit, make_event("password.changed", data))
+    unit.drain()
+
+    [message] = unit.transport.sent
+    assert message["Subject"] == "Your notes password was changed"
+    assert rows(unit, Challenge) == []
+    assert rows(unit, Email)[0].status == "sent"
