@@ -33,7 +33,7 @@ from pathlib import Path
 import redis
 from aiosmtpd.controller import Controller
 
-from domain.messages import build_message, message_id_for
+from domain.messages import as_bytes, build_message, message_id_for
 from domain.samples import sample_context
 from tests.conftest import base_env
 from tests.perf.probes import Probe
@@ -118,11 +118,11 @@ def signup_mail() -> bytes:
     context = {**sample_context("signup"), "product": "Notes", "logo_url": None,
                "support_email": None}  # fmt: skip
     rendered = Renderer().render("signup", "en", context)
-    return build_message(
+    return as_bytes(build_message(
         sender=SENDER, sender_name="Notes", recipient="limit@example.com",
         subject=rendered.subject, text=rendered.text, html=rendered.html,
         message_id=message_id_for(SENDER), date=datetime.now(UTC),
-    ).as_bytes()  # fmt: skip
+    ))  # fmt: skip
 
 
 def limit(target, mails: int) -> float:

@@ -4,7 +4,8 @@ transport.  No server is started; each test gets a fresh database file."""
 import io
 import json
 import logging
-from email.message import EmailMessage
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
 
 import dramatiq
 import pytest
@@ -12,6 +13,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
 
 from domain.errors import DeliveryError
+from domain.messages import as_bytes
 from workers import db
 from workers.actors import EVENTS_QUEUE, MAIL_QUEUE
 from workers.bootstrap import build_runtime
@@ -36,11 +38,12 @@ class RecordingTransport:
         self.fail_with: DeliveryError | None = None
         self.attempts = 0
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
         self.attempts += 1
         if self.fail_with is not None:
             raise self.fail_with
-        self.sent.append(message)
+        # What a server would receive: the wire bytes, read back.
+        self.sent.append(message_from_bytes(as_bytes(message), policy=policy.default))
         return Receipt(destination="memory", transport=self.name)
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from domain.addresses import mask_address, normalize_address
 from domain.errors import InvalidEvent
 from domain.events import EVENT_TYPES, parse_event
 from domain.flows import link_for, plan_event
-from domain.messages import build_message, message_id_for
+from domain.messages import as_bytes, build_message, message_id_for
 from domain.policy import MAX_EVENT_BYTES
 
 DOMAIN = Path(__file__).parents[2] / "domain"
@@ -204,7 +205,31 @@ def test_message_has_the_expected_headers_and_parts():
     )  # fmt: skip
     assert msg["Message-ID"].endswith("@notes.example.com>")
     assert msg["Date"] == "Sun, 22 Nov 2026 10:00:00 +0000"
-    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert [p.get_content_type() for p in msg.get_payload()] == ["text/plain", "text/html"]
+    wire = message_from_bytes(as_bytes(msg), policy=policy.default)
+    assert wire["Subject"] == "Hi" and wire["From"] == "Notes <no-reply@notes.example.com>"
+    assert [p.get_content() for p in wire.iter_parts()] == ["plain", "<p>html</p>"]
+
+
+def test_headers_in_other_scripts_are_encoded_and_read_back_unchanged():
+    subject = "您的 Notes 验证码 — vérifiez " + "x" * 70
+    msg = build_message(
+        sender="no-reply@notes.example.com", sender_name="Zoë Notes", recipient="ada@example.com",
+        subject=subject, text="héllo", html="<p>héllo</p>",
+        message_id=message_id_for("no-reply@notes.example.com"), date=datetime.now(UTC),
+    )  # fmt: skip
+    data = as_bytes(msg)
+    assert data.isascii() and b"\r\n" in data and b"\n\n" not in data.replace(b"\r\n", b"")
+    wire = message_from_bytes(data, policy=policy.default)
+    assert wire["Subject"] == subject and wire["From"].addresses[0].display_name == "Zoë Notes"
+    assert wire.get_body(("plain",)).get_content() == "héllo"
+
+    international = build_message(
+        sender="no-reply@notes.example.com", recipient="jürgen@exämple.org", subject=subject,
+        text="x", html="<p>x</p>", message_id="<a@b>", date=datetime.now(UTC),
+    )  # fmt: skip
+    wire = message_from_bytes(as_bytes(international, smtputf8=True), policy=policy.default)
+    assert wire["To"] == "jürgen@exämple.org" and wire["Subject"] == subject
 
 
 def test_circuit_breaker_opens_after_three_failures_and_tries_again_later():

@@ -1,12 +1,14 @@
 """Replaying dead letters: a new mail with a new secret, once; a dry run changes nothing."""
 
 import json
+from email import message_from_bytes, policy
 
 import pytest
 from sqlalchemy import select
 
 from domain.apps import Directory
 from domain.errors import PermanentError, VerificationFailed
+from domain.messages import as_bytes
 from tests.conftest import make_event
 from tests.mail import code_in
 from tests.unit.conftest import RecordingTransport
@@ -28,7 +30,7 @@ class RejectingFirst(RecordingTransport):
     def send(self, message, *, sender, recipient):
         if not self.refused:
             self.attempts += 1
-            self.refused.append(message)
+            self.refused.append(message_from_bytes(as_bytes(message), policy=policy.default))
             raise PermanentError("SMTP 550 5.7.1 rejected for now")
         return super().send(message, sender=sender, recipient=recipient)
 

@@ -62,7 +62,9 @@ def preview(kind, locale, app_id, out, render_all) -> None:
         return
     target = Path(out)
     if target.suffix == ".eml":
-        target.write_bytes(_preview_message(app, source, rendered).as_bytes())
+        from domain.messages import as_bytes
+
+        target.write_bytes(as_bytes(_preview_message(app, source, rendered)))
     elif target.suffix == ".txt":
         target.write_text(f"Subject: {rendered.subject}\n\n{rendered.text}")
     else:

@@ -6,7 +6,7 @@ import it without a cycle.
 """
 
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 
@@ -24,7 +24,7 @@ class Receipt:
 class Transport(Protocol):
     name: str
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt: ...
+    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt: ...
 
     def close(self) -> None: ...
 

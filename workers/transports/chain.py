@@ -6,7 +6,7 @@ recipient is final: another provider would be told the same.
 """
 
 import time
-from email.message import EmailMessage
+from email.message import Message
 
 from domain.errors import PermanentError, TransientError, TransportConfigError
 from workers.logs import get_logger
@@ -35,7 +35,7 @@ class Chain:
     def names(self) -> list[str]:
         return [t.name for t in self.transports]
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
         failures: list[tuple[str, Exception]] = []
         for transport in self.transports:
             breaker = self.breakers[transport.name]

@@ -3,10 +3,11 @@
 import os
 import tempfile
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 
 from domain.errors import TransientError
+from domain.messages import as_bytes
 from workers.transports.base import Receipt
 
 NAME = "file"
@@ -31,7 +32,7 @@ class FileTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         local_id = message["Message-ID"].strip("<>").partition("@")[0]
         target = self.directory / f"{stamp}-{local_id}.eml"
@@ -40,7 +41,7 @@ class FileTransport:
             # Written aside and renamed, so a reader never sees half a message.
             fd, partial = tempfile.mkstemp(dir=self.directory, suffix=".part")
             with os.fdopen(fd, "wb") as handle:
-                handle.write(message.as_bytes())
+                handle.write(as_bytes(message))
             os.replace(partial, target)
         except OSError as exc:
             raise TransientError(f"cannot write {target}: {exc.strerror or exc}") from exc

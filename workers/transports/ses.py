@@ -9,10 +9,11 @@ check reads NAME, REQUIRED and ``check`` here, and boto3 takes ~80 ms to import.
 """
 
 import os
-from email.message import EmailMessage
+from email.message import Message
 from typing import TYPE_CHECKING
 
 from domain.errors import ConfigError, PermanentError, TransientError, TransportConfigError
+from domain.messages import as_bytes
 from workers.transports.base import Receipt
 
 if TYPE_CHECKING:
@@ -91,13 +92,13 @@ class SESTransport:
             "sesv2", region_name=region, endpoint_url=endpoint_url, config=config
         )
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         request = {
             "FromEmailAddress": sender,
             "Destination": {"ToAddresses": [recipient]},
-            "Content": {"Raw": {"Data": message.as_bytes()}},
+            "Content": {"Raw": {"Data": as_bytes(message, smtputf8=not recipient.isascii())}},
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set

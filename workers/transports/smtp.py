@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from email.message import EmailMessage
+from email.message import Message
 
 from domain.addresses import ascii_address
 from domain.errors import ConfigError, PermanentError, TransientError, TransportConfigError
+from domain.messages import as_bytes
 from workers.transports.base import Receipt
 
 NAME = "smtp"
@@ -188,13 +189,13 @@ class SMTPTransport:
 
     # ------------------------------------------------------------ sending
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Receipt:
+    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
         for _ in range(2):
             reused = False
             try:
                 client, reused = self._session()
                 outgoing, envelope_to = self._internationalize(client, message, recipient)
-                client.send_message(outgoing, from_addr=sender, to_addrs=[envelope_to])
+                self._transmit(client, outgoing, sender, envelope_to)
                 self._local.used = time.monotonic()
                 return Receipt(destination=f"{self.host}:{self.port}", transport=self.name)
             except smtplib.SMTPServerDisconnected as exc:
@@ -264,7 +265,18 @@ class SMTPTransport:
         except (smtplib.SMTPException, OSError, AttributeError):
             self._drop()
 
-    def _internationalize(self, client, message: EmailMessage, recipient: str):
+    @staticmethod
+    def _transmit(client: smtplib.SMTP, message: Message, sender: str, recipient: str) -> None:
+        """``SMTP.send_message``, flattening the message once, as built."""
+        options: list[str] = []
+        if not (sender + recipient).isascii():
+            if not client.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError("the server does not offer SMTPUTF8")
+            options = ["SMTPUTF8", "BODY=8BITMIME"]
+        data = as_bytes(message, smtputf8=bool(options))
+        client.sendmail(sender, [recipient], data, mail_options=options)
+
+    def _internationalize(self, client, message: Message, recipient: str):
         """Use SMTPUTF8 where the server offers it; else the address's ASCII form."""
         if recipient.isascii() or client.has_extn("smtputf8"):
             return message, recipient
