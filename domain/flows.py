@@ -89,11 +89,13 @@ def _locale(data) -> str:
     return data.locale or ""
 
 
-def _secret_mail(event, now, policy, kind, challenge, context, recipient=None) -> EmailSpec:
+def _secret_mail(event, now, policy, challenge, context) -> EmailSpec:
+    """The mail carrying a challenge's secret: its kind is the purpose's name and it
+    goes to the address the secret is bound to (delivery relies on both)."""
     ttl = policy.ttl[challenge.purpose]
     return EmailSpec(
-        kind=kind,
-        recipient=recipient or challenge.target,
+        kind=challenge.purpose.value,
+        recipient=challenge.target,
         locale=_locale(event.data),
         # A secret that cannot arrive within its own lifetime is useless to a
         # user waiting for it: past this, it is dead-lettered, not sent.
@@ -116,13 +118,13 @@ def _notice(event, now, kind, recipient, context=None) -> EmailSpec:
 def plan_signup(event, now, policy) -> Plan:
     data = event.data
     challenge = ChallengeSpec(purpose=Purpose.SIGNUP, email=data.email, user_id=data.user_id)
-    return Plan("queued", (_secret_mail(event, now, policy, "signup", challenge, {}),))
+    return Plan("queued", (_secret_mail(event, now, policy, challenge, {}),))
 
 
 def plan_login(event, now, policy) -> Plan:
     data = event.data
     challenge = ChallengeSpec(purpose=Purpose.LOGIN, email=data.email, user_id=data.user_id)
-    return Plan("queued", (_secret_mail(event, now, policy, "login", challenge, {}),))
+    return Plan("queued", (_secret_mail(event, now, policy, challenge, {}),))
 
 
 def same_address(a: str, b: str) -> bool:
@@ -143,7 +145,7 @@ def plan_email_change(event, now, policy) -> Plan:
     return Plan(
         "queued",
         (
-            _secret_mail(event, now, policy, "email_change", challenge, {}),
+            _secret_mail(event, now, policy, challenge, {}),
             _notice(event, now, "email_change_notice", data.current_email, masked),
         ),
     )
@@ -159,7 +161,7 @@ def plan_password_reset(event, now, policy) -> Plan:
     challenge = ChallengeSpec(
         purpose=Purpose.PASSWORD_RESET, email=data.email, user_id=data.user_id
     )
-    return Plan("queued", (_secret_mail(event, now, policy, "password_reset", challenge, {}),))
+    return Plan("queued", (_secret_mail(event, now, policy, challenge, {}),))
 
 
 def plan_invite(event, now, policy) -> Plan:
@@ -175,7 +177,7 @@ def plan_invite(event, now, policy) -> Plan:
     challenge = ChallengeSpec(purpose=Purpose.INVITE, email=data.email, data=invite)
     context = {key: invite[key] for key in ("inviter_name", "workspace_name", "role")}
     context["existing_user"] = data.existing_user
-    return Plan("queued", (_secret_mail(event, now, policy, "invite", challenge, context),))
+    return Plan("queued", (_secret_mail(event, now, policy, challenge, context),))
 
 
 def plan_password_changed(event, now, policy) -> Plan:

@@ -14,6 +14,7 @@ import dramatiq
 import pytest
 import redis
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from domain.errors import VerificationFailed
 from tests.servers import PostgresServer, RedisServer, SMTPSink, wait_until
@@ -133,7 +134,7 @@ class Mailroom:
         self.redis.xadd("mailroom:events", {"event": raw})
 
     def rows(self, model, *where):
-        with self.rt.sessions() as session:
+        with Session(self.rt.engine) as session:
             return list(session.scalars(select(model).where(*where)))
 
     def emails(self) -> list[Email]:

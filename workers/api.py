@@ -111,8 +111,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             raise Unauthorized()
         app_id = runtime.apps.app_for_key(api_key_digest(credentials.credentials))
         if app_id is None:
-            with runtime.sessions() as session:
-                app_id = apikeys.app_for(session, credentials.credentials)
+            with runtime.engine.connect() as conn:
+                app_id = apikeys.app_for(conn, credentials.credentials)
         if app_id is None:
             raise Unauthorized()
         return app_id

@@ -12,7 +12,7 @@ from workers import embedded
 from workers.actors import BrokerDispatch, declare
 from workers.apps import load_directory
 from workers.broker import make_broker
-from workers.db import make_engine, make_sessionmaker
+from workers.db import make_engine
 from workers.health import TransportHealth
 from workers.ingress import IngressBridge
 from workers.middleware import Background, DeadLetters
@@ -71,7 +71,6 @@ def build_runtime(
         key_id=settings.token_key_id,
         policy=policy_for(settings),
         engine=engine,
-        sessions=make_sessionmaker(engine),
         broker=broker,
         dispatch=BrokerDispatch(broker),
         transport=transport or make_transport(settings, health=health),
@@ -87,7 +86,7 @@ def build_runtime(
         Background(
             lambda: [
                 IngressBridge(redis_url, rt.dispatch),
-                Sweeper(rt.sessions, rt.dispatch, rt.clock),
+                Sweeper(rt.engine, rt.dispatch, rt.clock),
             ]
         )
     )

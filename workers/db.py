@@ -1,7 +1,6 @@
-"""Engine and session factory; created on demand, never at import."""
+"""Engines and migrations; created on demand, never at import."""
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
 
 #: How long SQLite waits for a competing writer, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -31,10 +30,6 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 def alembic_config(url: str):

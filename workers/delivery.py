@@ -22,7 +22,7 @@ from domain.addresses import address_key, mask_address
 from domain.errors import PermanentError, RenderError, TransientError, TransportConfigError
 from domain.flows import link_for
 from domain.messages import build_message, message_id_for
-from domain.vocabulary import RULES, Reason, Suppressed
+from domain.vocabulary import RULES, Purpose, Reason, Suppressed
 from workers.logs import get_logger
 from workers.runtime import Runtime
 from workers.store import challenges, dead_letters, outbox
@@ -49,28 +49,27 @@ class Delivery:
 
 def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
     now = rt.clock()
-    with rt.sessions.begin() as session:
-        claimed = outbox.claim(session, email_id, now, SEND_LEASE)
-        if claimed is None:
+    with rt.engine.begin() as conn:
+        email = outbox.claim(conn, email_id, now, SEND_LEASE)
+        if email is None:
             log.info("email.skipped", email_id=str(email_id), why="already done or in flight")
             return Delivery("skipped")
-        email = claimed.email
         if now > email.deadline:
             error = email.last_error or "the deadline passed before the first attempt"
-            return _dead_letter(rt, session, email, Reason.EXPIRED_BEFORE_DELIVERY, error, 0)
+            return _dead_letter(rt, conn, email, Reason.EXPIRED_BEFORE_DELIVERY, error, 0)
         app = rt.apps.for_source(email.app)
         if app is None:
             error = f"source {email.app!r} is no longer a configured app"
-            return _dead_letter(rt, session, email, Reason.UNKNOWN_SOURCE, error, 0)
-        secret = _issue_secret(rt, session, claimed.challenge)
-        if claimed.challenge is not None and secret is None:
+            return _dead_letter(rt, conn, email, Reason.UNKNOWN_SOURCE, error, 0)
+        secret = _issue_secret(rt, conn, email)
+        if email.challenge_id is not None and secret is None:
             # A newer request, a revocation or a use came first: its code is moot.
-            outbox.suppress(session, email.id, Suppressed.SUPERSEDED)
+            outbox.suppress(conn, email.id, Suppressed.SUPERSEDED)
             log.info("email.suppressed", email_id=str(email.id), kind=email.kind, why="superseded")
             return Delivery("suppressed")
 
     try:
-        message = _compose(rt, app, email, claimed.challenge, secret, now)
+        message = _compose(rt, app, email, secret, now)
     except RenderError as exc:
         return _dead_letter_now(rt, email, Reason.RENDER_ERROR, str(exc), attempts=0)
     except Exception as exc:  # a broken override or catalog, say: rendering again won't help
@@ -103,14 +102,14 @@ def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Deli
     except TransientError as exc:
         return _retry_later(rt, email, str(exc), attempts=attempts, retries=retries)
     except BaseException:
-        with rt.sessions.begin() as session:
-            outbox.release_claim(session, email.id, email.lease_until, rt.clock())
+        with rt.engine.begin() as conn:
+            outbox.release_claim(conn, email.id, email.lease_until, rt.clock())
         raise
 
     transport = receipt.transport or rt.transport.name
-    with rt.sessions.begin() as session:
+    with rt.engine.begin() as conn:
         recorded = outbox.mark_sent(
-            session,
+            conn,
             email.id,
             claim=email.lease_until,
             now=rt.clock(),
@@ -146,14 +145,16 @@ def _quick_retries(before_sleep) -> Retrying:
     )
 
 
-def _issue_secret(rt: Runtime, session, challenge) -> tokens.Secret | None:
+def _issue_secret(rt: Runtime, conn, email) -> tokens.Secret | None:
     """A fresh secret for this send; its digests replace the previous ones.
 
-    None when the mail has no challenge, or its challenge is no longer live.
+    A challenge's mail is of its purpose's kind and goes to the address the
+    secret is bound to, so the email row says all the digests need.  None when
+    the mail has no challenge, or its challenge is no longer live.
     """
-    if challenge is None:
+    if email.challenge_id is None:
         return None
-    purpose = challenge.purpose
+    purpose = Purpose(email.kind)
     secret = tokens.new_secret(with_code=RULES[purpose].has_code, code_length=rt.policy.code_length)
     pepper = rt.peppers[rt.key_id]
     code_hash = None
@@ -161,15 +162,15 @@ def _issue_secret(rt: Runtime, session, challenge) -> tokens.Secret | None:
         code_hash = tokens.code_digest(
             pepper,
             key_id=rt.key_id,
-            app=challenge.app,
+            app=email.app,
             purpose=purpose,
-            challenge_id=str(challenge.id),
-            email=address_key(challenge.new_email or challenge.email),
+            challenge_id=str(email.challenge_id),
+            email=address_key(email.recipient),
             code=secret.code,
         )
     live = challenges.store_secret_digests(
-        session,
-        challenge.id,
+        conn,
+        email.challenge_id,
         code_hash=code_hash,
         token_hash=tokens.token_digest(pepper, key_id=rt.key_id, token=secret.token),
         key_id=rt.key_id,
@@ -178,10 +179,10 @@ def _issue_secret(rt: Runtime, session, challenge) -> tokens.Secret | None:
     return secret if live else None
 
 
-def _compose(rt: Runtime, app, email, challenge, secret: tokens.Secret | None, now: datetime):
+def _compose(rt: Runtime, app, email, secret: tokens.Secret | None, now: datetime):
     context = {**dict(email.context), **app.branding(email.app)}
     if secret is not None:
-        purpose = challenge.purpose
+        purpose = Purpose(email.kind)
         minutes = int(rt.policy.ttl[purpose].total_seconds() // 60)
         context.update(
             code=secret.code,
@@ -212,9 +213,9 @@ def _retry_later(rt: Runtime, email, error: str, *, attempts: int, retries: int)
     due = now.timestamp() + delay_ms / 1000
     if due > email.deadline.timestamp():
         return _dead_letter_now(rt, email, Reason.EXPIRED_BEFORE_DELIVERY, error, attempts=attempts)
-    with rt.sessions.begin() as session:
+    with rt.engine.begin() as conn:
         outbox.schedule_retry(
-            session,
+            conn,
             email.id,
             claim=email.lease_until,
             attempts=attempts,
@@ -234,13 +235,13 @@ def _retry_later(rt: Runtime, email, error: str, *, attempts: int, retries: int)
 
 
 def _dead_letter_now(rt: Runtime, email, reason: Reason, error: str, *, attempts: int) -> Delivery:
-    with rt.sessions.begin() as session:
-        return _dead_letter(rt, session, email, reason, error, attempts)
+    with rt.engine.begin() as conn:
+        return _dead_letter(rt, conn, email, reason, error, attempts)
 
 
-def _dead_letter(rt: Runtime, session, email, reason: Reason, error: str, attempts: int):
+def _dead_letter(rt: Runtime, conn, email, reason: Reason, error: str, attempts: int):
     filed = dead_letters.file_email(
-        session,
+        conn,
         email.id,
         reason=reason,
         error=error,
@@ -268,11 +269,11 @@ def dead_letter_exhausted(rt: Runtime, email_id: uuid.UUID, error: str) -> int |
     duplicate delivery is sending it and will record what became of it.  The
     email's own last error (the SMTP reply, say) says more than the broker's.
     """
-    with rt.sessions.begin() as session:
-        email = outbox.get(session, email_id)
+    with rt.engine.begin() as conn:
+        email = outbox.get(conn, email_id)
         error = (email.last_error if email else None) or error
         filed = dead_letters.file_email(
-            session,
+            conn,
             email_id,
             reason=Reason.RETRIES_EXHAUSTED,
             error=error,

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from domain.addresses import address_key
 from domain.errors import InvalidEvent
@@ -38,13 +38,13 @@ def accept_event(rt: Runtime, raw: str, *, rejected: str | None = None) -> None:
         return
 
     plan = plan_event(event, now, rt.policy)
-    with rt.sessions.begin() as session:
-        if not ledger.record_event(session, event, plan.outcome, now):
+    with rt.engine.begin() as conn:
+        if not ledger.record_event(conn, event, plan.outcome, now):
             log.info("event.duplicate", event_id=str(event.id), type=event.type)
             return
-        outcome, queued, suppressed = apply_plan(session, event.id, event.source, plan, now)
+        outcome, queued, suppressed = apply_plan(conn, event.id, event.source, plan, now)
         if outcome != plan.outcome:
-            ledger.set_outcome(session, event.id, outcome)
+            ledger.set_outcome(conn, event.id, outcome)
     # After commit: a crash before these sends is recovered by the sweeper.
     for email_id in queued:
         rt.dispatch.delivery(email_id)
@@ -61,9 +61,9 @@ def accept_event(rt: Runtime, raw: str, *, rejected: str | None = None) -> None:
 
 def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, attempts=0) -> int:
     """Dead-letter an event at once (never retried), keeping its raw content redacted."""
-    with rt.sessions.begin() as session:
+    with rt.engine.begin() as conn:
         failed_id = dead_letters.file_event(
-            session,
+            conn,
             redact(raw),
             reason=reason,
             error=error,
@@ -76,18 +76,18 @@ def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, 
     return failed_id
 
 
-def _send_facts(session: Session, app: str, spec, now: datetime) -> SendFacts:
+def _send_facts(conn: Connection, app: str, spec, now: datetime) -> SendFacts:
     locked = spec.challenge is not None and guards.is_locked(
-        session, app, spec.challenge.purpose, address_key(spec.challenge.target), now
+        conn, app, spec.challenge.purpose, address_key(spec.challenge.target), now
     )
     return SendFacts(
-        recent_sends=outbox.recent_sends(session, app, spec, now - RATE_LIMIT_WINDOW),
+        recent_sends=outbox.recent_sends(conn, app, spec, now - RATE_LIMIT_WINDOW),
         address_locked=locked,
     )
 
 
 def apply_plan(
-    session: Session, event_id: uuid.UUID, app: str, plan: Plan, now: datetime
+    conn: Connection, event_id: uuid.UUID, app: str, plan: Plan, now: datetime
 ) -> tuple[str, list[uuid.UUID], list[str]]:
     """Persist a plan: challenges opened, mail queued or suppressed by the gate.
 
@@ -95,30 +95,28 @@ def apply_plan(
     A plan refused half-way (another user's change holds the address) leaves
     nothing behind: its rows are rolled back to a savepoint.
     """
-    with session.begin_nested() as savepoint:
+    with conn.begin_nested() as savepoint:
         if plan.cancel_pending_change_of:
             challenges.revoke_user(
-                session, app, plan.cancel_pending_change_of, Purpose.EMAIL_CHANGE, now
+                conn, app, plan.cancel_pending_change_of, Purpose.EMAIL_CHANGE, now
             )
         queued, suppressed = [], []
         for spec in plan.emails:
-            outbox.serialize_recipient(session, app, spec.recipient)
-            reason = gate(spec, _send_facts(session, app, spec, now))
+            outbox.serialize_recipient(conn, app, spec.recipient)
+            reason = gate(spec, _send_facts(conn, app, spec, now))
             if reason is not None:
-                outbox.add_email(session, event_id, app, spec, now, suppressed=reason)
+                outbox.add_email(conn, event_id, app, spec, now, suppressed=reason)
                 suppressed.append(f"{spec.kind}:{reason}")
                 continue
             challenge_id = None
             if spec.challenge is not None:
-                challenge_id = challenges.open_challenge(
-                    session, app, event_id, spec.challenge, now
-                )
+                challenge_id = challenges.open_challenge(conn, app, event_id, spec.challenge, now)
                 if challenge_id is None:
                     # Another user's live change holds the address: nothing is sent.
                     savepoint.rollback()
                     return "refused:address_claimed", [], []
             queued.append(
-                outbox.add_email(session, event_id, app, spec, now, challenge_id=challenge_id)
+                outbox.add_email(conn, event_id, app, spec, now, challenge_id=challenge_id)
             )
     if suppressed and not queued:
         return f"suppressed:{suppressed[0].partition(':')[2]}", [], suppressed

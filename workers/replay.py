@@ -35,8 +35,8 @@ class Replayed:
 
 def replay(rt: Runtime, client: redis.Redis, failed_id: int, *, dry_run: bool) -> Replayed:
     now = rt.clock()
-    with rt.sessions.begin() as session:
-        row = dead_letters.get(session, failed_id)
+    with rt.engine.begin() as conn:
+        row = dead_letters.get(conn, failed_id)
         if row is None:
             return Replayed(failed_id, error=f"no dead letter with id {failed_id}")
         if row.status != DeadLetterStatus.DEAD:
@@ -45,12 +45,12 @@ def replay(rt: Runtime, client: redis.Redis, failed_id: int, *, dry_run: bool) -
         if dry_run:
             return Replayed(failed_id, target=target, dry_run=True, reason=row.reason)
         if row.email_id is None:
-            if row.payload is None or not dead_letters.mark_event_replayed(session, failed_id, now):
+            if row.payload is None or not dead_letters.mark_event_replayed(conn, failed_id, now):
                 return Replayed(failed_id, error=f"dead letter {failed_id} cannot be replayed")
             # Inside the transaction: if Redis refuses, the row stays dead.
             publish_raw(client, row.payload)
             return Replayed(failed_id, target=target)
-        new_email_id = dead_letters.replay_email(session, row, now)
+        new_email_id = dead_letters.replay_email(conn, row, now)
         if new_email_id is None:
             return Replayed(failed_id, error=f"dead letter {failed_id} was replayed already")
     rt.dispatch.delivery(new_email_id)

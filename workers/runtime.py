@@ -13,7 +13,6 @@ from typing import Protocol
 
 import dramatiq
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from domain.apps import Directory
 from domain.flows import FlowPolicy
@@ -44,7 +43,6 @@ class Runtime:
     key_id: str
     policy: FlowPolicy
     engine: Engine
-    sessions: sessionmaker[Session]
     #: Runs the actors (a Redis broker; Dramatiq's ``StubBroker`` in unit tests).
     broker: dramatiq.Broker
     dispatch: Dispatch

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
 from workers.logs import get_logger
 from workers.runtime import Dispatch
@@ -25,9 +25,9 @@ STALE_QUEUED_AFTER = timedelta(minutes=2)
 log = get_logger("mailroom.sweeper")
 
 
-def sweep(sessions: sessionmaker[Session], dispatch: Dispatch, now: datetime) -> int:
-    with sessions.begin() as session:
-        ids = outbox.due(session, now, STALE_QUEUED_AFTER, SWEEP_BATCH)
+def sweep(engine: Engine, dispatch: Dispatch, now: datetime) -> int:
+    with engine.begin() as conn:
+        ids = outbox.due(conn, now, STALE_QUEUED_AFTER, SWEEP_BATCH)
     for email_id in ids:
         dispatch.delivery(email_id)
     if ids:
@@ -38,13 +38,13 @@ def sweep(sessions: sessionmaker[Session], dispatch: Dispatch, now: datetime) ->
 class Sweeper(threading.Thread):
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        engine: Engine,
         dispatch: Dispatch,
         clock: Callable[[], datetime],
         interval: float = SWEEP_INTERVAL,
     ) -> None:
         super().__init__(name="mailroom-sweeper", daemon=True)
-        self.sessions = sessions
+        self.engine = engine
         self.dispatch = dispatch
         self.clock = clock
         self.interval = interval
@@ -56,6 +56,6 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
             try:
-                sweep(self.sessions, self.dispatch, self.clock())
+                sweep(self.engine, self.dispatch, self.clock())
             except Exception:
                 log.exception("sweeper.error")

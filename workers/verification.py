@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from domain import tokens
 from domain.addresses import address_key, mask_address, normalize_address
@@ -96,18 +96,18 @@ class Verifier:
 
     def _verify_code(self, app: str, purpose: Purpose, address: str, code: str) -> Answer:
         now = self.rt.clock()
-        with self.rt.sessions.begin() as session:
-            if guards.is_locked(session, app, purpose, address, now):
+        with self.rt.engine.begin() as conn:
+            if guards.is_locked(conn, app, purpose, address, now):
                 return Verdict.RATE_LIMITED, None, []
-            challenge = challenges.latest_live(session, app, purpose, address)
+            challenge = challenges.latest_live(conn, app, purpose, address)
             if challenge is None or challenge.code_hash is None:
-                failures = self._failed(session, app, purpose, address, now)
+                failures = self._failed(conn, app, purpose, address, now)
                 # Without a challenge, answer as if there were one: locked after
                 # as many wrong codes, so the answers do not reveal which is which.
                 return (Verdict.LOCKED if failures > MAX_ATTEMPTS else Verdict.INVALID), None, []
-            expired = challenges.count_attempt(session, challenge.id, MAX_ATTEMPTS)
+            expired = challenges.count_attempt(conn, challenge.id, MAX_ATTEMPTS)
             if expired is None:
-                self._failed(session, app, purpose, address, now)
+                self._failed(conn, app, purpose, address, now)
                 return Verdict.LOCKED, None, []
             pepper = self.rt.peppers.get(challenge.key_id)
             expected = (
@@ -124,20 +124,20 @@ class Verifier:
                 else ""
             )
             if not tokens.digests_match(challenge.code_hash, expected):
-                self._failed(session, app, purpose, address, now)
+                self._failed(conn, app, purpose, address, now)
                 return Verdict.INVALID, None, []
             if expired:
                 return Verdict.EXPIRED, None, []
-            consumed = challenges.consume(session, challenge.id)
+            consumed = challenges.consume(conn, challenge.id)
             if consumed is None:
                 return Verdict.INVALID, None, []
-            guards.clear(session, app, purpose, address, now)
-            return Verdict.OK, _verified(consumed), self._after_use(session, consumed, now)
+            guards.clear(conn, app, purpose, address, now)
+            return Verdict.OK, _verified(consumed), self._after_use(conn, consumed, now)
 
-    def _failed(self, session: Session, app: str, purpose: str, address: str, now) -> int:
+    def _failed(self, conn: Connection, app: str, purpose: str, address: str, now) -> int:
         """Count a wrong code against the address; past the cap it cools down."""
         failures, cooling = guards.count_failure(
-            session,
+            conn,
             app,
             purpose,
             address,
@@ -176,13 +176,13 @@ class Verifier:
             for key_id, pepper in self.rt.peppers.items()
         ]
         now = self.rt.clock()
-        with self.rt.sessions.begin() as session:
+        with self.rt.engine.begin() as conn:
             if consume:
-                consumed = challenges.consume_token(session, app, purpose, digests)
+                consumed = challenges.consume_token(conn, app, purpose, digests)
                 if consumed is not None:
-                    notices = self._after_use(session, consumed, now)
+                    notices = self._after_use(conn, consumed, now)
                     return Verdict.OK, _verified(consumed), notices
-            found = challenges.find_token(session, app, purpose, digests)
+            found = challenges.find_token(conn, app, purpose, digests)
             if found is None or not found[1]:
                 return Verdict.INVALID, None, []
             challenge, _, fresh = found
@@ -192,14 +192,12 @@ class Verifier:
 
     # ------------------------------------------------------------ shared
 
-    def _after_use(self, session: Session, challenge: Challenge, now) -> list[uuid.UUID]:
+    def _after_use(self, conn: Connection, challenge: Challenge, now) -> list[uuid.UUID]:
         """Carry out what using a challenge sets off; returns emails to enqueue after commit."""
         purpose = Purpose(challenge.purpose)
         # Only a notice needs the name and locale the secret was mailed with.
         mail = (
-            outbox.first_of_challenge(session, challenge.id)
-            if RULES[purpose].notice_on_use
-            else None
+            outbox.first_of_challenge(conn, challenge.id) if RULES[purpose].notice_on_use else None
         )
         consequences = after_use(
             UsedChallenge(
@@ -213,9 +211,9 @@ class Verifier:
         )
         if consequences.revoke != Revokes.NOTHING:
             scope = purpose if consequences.revoke == Revokes.SAME_PURPOSE else None
-            challenges.revoke_user(session, challenge.app, challenge.user_id, scope, now)
+            challenges.revoke_user(conn, challenge.app, challenge.user_id, scope, now)
         return [
-            outbox.add_email(session, challenge.event_id, challenge.app, spec, now)
+            outbox.add_email(conn, challenge.event_id, challenge.app, spec, now)
             for spec in consequences.notices
         ]
 
@@ -230,9 +228,9 @@ class Verifier:
             key = uuid.UUID(challenge_id)
         except ValueError:
             return 0
-        with self.rt.sessions.begin() as session:
-            return challenges.revoke(session, app, key, self.rt.clock())
+        with self.rt.engine.begin() as conn:
+            return challenges.revoke(conn, app, key, self.rt.clock())
 
     def revoke_user(self, app: str, user_id: str, purpose: str | None = None) -> int:
-        with self.rt.sessions.begin() as session:
-            return challenges.revoke_user(session, app, user_id, purpose, self.rt.clock())
+        with self.rt.engine.begin() as conn:
+            return challenges.revoke_user(conn, app, user_id, purpose, self.rt.clock())

@@ -24,8 +24,8 @@ def api(mailroom):
 
 @pytest.fixture
 def key(mailroom):
-    with mailroom.rt.sessions.begin() as session:
-        return apikeys.create(session, "notes", mailroom.rt.clock())[1]
+    with mailroom.rt.engine.begin() as conn:
+        return apikeys.create(conn, "notes", mailroom.rt.clock())[1]
 
 
 def verify(api, key, code, email="ada@example.com", purpose="signup"):
@@ -49,10 +49,10 @@ def test_every_call_needs_a_live_key_of_the_app(mailroom, api, key):
         response = api.call("POST", "/v1/codes/verify", bad, json=body)
         assert (response.status_code, response.json()) == (401, {"error": "unauthorized"})
         assert response.headers["www-authenticate"] == "Bearer"
-    with mailroom.rt.sessions.begin() as session:
-        [row] = apikeys.list_keys(session)
-        assert row.key_hash != key and key not in str(row.__dict__)
-        apikeys.revoke(session, row.id, mailroom.rt.clock())
+    with mailroom.rt.engine.begin() as conn:
+        [row] = apikeys.list_keys(conn)
+        assert row.key_hash != key and key not in str(row._asdict())
+        apikeys.revoke(conn, row.id, mailroom.rt.clock())
     assert api.call("POST", "/v1/codes/verify", key, json=body).status_code == 401
 
 
@@ -79,8 +79,8 @@ def test_locked_and_rate_limited_over_http(mailroom, smtp_sink, api, key):
 
 
 def test_an_app_cannot_verify_another_apps_codes(mailroom, smtp_sink, api):
-    with mailroom.rt.sessions.begin() as session:
-        other = apikeys.create(session, "billing", mailroom.rt.clock())[1]
+    with mailroom.rt.engine.begin() as conn:
+        other = apikeys.create(conn, "billing", mailroom.rt.clock())[1]
     mailroom.publish(make_event())
     code, token = secrets_in(smtp_sink.wait_for(1)[0])
     assert verify(api, other, code).json() == {"error": "invalid"}

@@ -166,10 +166,10 @@ def test_replay_sends_a_new_mail_with_a_new_code_once(mailroom, smtp_sink):
     [failed] = mailroom.wait_for_failed(1)
     smtp_sink.reply = None
 
-    with mailroom.rt.sessions.begin() as session:
-        row = dead_letters.get(session, failed.id)
-        new_id = dead_letters.replay_email(session, row, mailroom.rt.clock())
-        again = dead_letters.replay_email(session, row, mailroom.rt.clock())
+    with mailroom.rt.engine.begin() as conn:
+        row = dead_letters.get(conn, failed.id)
+        new_id = dead_letters.replay_email(conn, row, mailroom.rt.clock())
+        again = dead_letters.replay_email(conn, row, mailroom.rt.clock())
     assert again is None
     mailroom.rt.dispatch.delivery(new_id)
     [message] = smtp_sink.wait_for(1)
@@ -188,12 +188,12 @@ def test_a_crash_between_commit_and_enqueue_is_recovered_by_the_sweeper(make_mai
     del rt.dispatch.delivery
 
     # Nothing moves until the email is stale; then the sweeper enqueues it again.
-    assert sweep(rt.sessions, rt.dispatch, rt.clock()) == 0
+    assert sweep(rt.engine, rt.dispatch, rt.clock()) == 0
     later = rt.clock() + timedelta(minutes=3)
     rt.clock = lambda: later
-    assert sweep(rt.sessions, rt.dispatch, rt.clock()) == 1
+    assert sweep(rt.engine, rt.dispatch, rt.clock()) == 1
     smtp_sink.wait_for(1)
-    assert sweep(rt.sessions, rt.dispatch, rt.clock()) == 0
+    assert sweep(rt.engine, rt.dispatch, rt.clock()) == 0
 
 
 def test_a_redelivered_deliver_for_a_sent_email_sends_nothing(mailroom, smtp_sink):

@@ -46,9 +46,9 @@ def test_mailed_secrets_are_nowhere_at_rest(mailroom, smtp_sink):
     mailroom.publish(make_event(data={"email": "grace@example.com"}))
     [failed] = mailroom.wait_for_failed(1)
     smtp_sink.reply = None
-    with mailroom.rt.sessions.begin() as session:
+    with mailroom.rt.engine.begin() as conn:
         new_id = dead_letters.replay_email(
-            session, dead_letters.get(session, failed.id), mailroom.rt.clock()
+            conn, dead_letters.get(conn, failed.id), mailroom.rt.clock()
         )
     mailroom.rt.dispatch.delivery(new_id)
     messages = smtp_sink.wait_for(2)

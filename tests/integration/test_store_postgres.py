@@ -42,22 +42,22 @@ def test_a_worker_whose_claim_lapsed_cannot_overwrite_the_new_owner(make_mailroo
     intake.accept_event(rt, json.dumps(make_event()))
     [email] = mailroom.emails()
     now = rt.clock()
-    with rt.sessions.begin() as session:
-        first = outbox.claim(session, email.id, now, SEND_LEASE).email.lease_until
+    with rt.engine.begin() as conn:
+        first = outbox.claim(conn, email.id, now, SEND_LEASE).lease_until
     later = now + SEND_LEASE + timedelta(seconds=1)  # the first worker hung past its lease
-    with rt.sessions.begin() as session:
-        second = outbox.claim(session, email.id, later, SEND_LEASE).email.lease_until
-    with rt.sessions.begin() as session:
+    with rt.engine.begin() as conn:
+        second = outbox.claim(conn, email.id, later, SEND_LEASE).lease_until
+    with rt.engine.begin() as conn:
         stale = dict(now=later, attempts=1, message_id="<a@b>", provider_id=None,
                      transport="smtp")  # fmt: skip
-        assert not outbox.mark_sent(session, email.id, claim=first, **stale)
-        outbox.release_claim(session, email.id, first, later)
-        assert dead_letters.file_email(session, email.id, reason="rejected", error="x",
+        assert not outbox.mark_sent(conn, email.id, claim=first, **stale)
+        outbox.release_claim(conn, email.id, first, later)
+        assert dead_letters.file_email(conn, email.id, reason="rejected", error="x",
                                        attempts=1, now=later, claim=first) is None  # fmt: skip
     [still] = mailroom.emails()
     assert (still.status, still.lease_until) == ("sending", second)
-    with rt.sessions.begin() as session:
-        assert outbox.mark_sent(session, email.id, claim=second, **stale)
+    with rt.engine.begin() as conn:
+        assert outbox.mark_sent(conn, email.id, claim=second, **stale)
     assert mailroom.emails()[0].status == "sent"
 
 

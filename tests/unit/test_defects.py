@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import dramatiq
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from domain.events import parse_event
 from domain.flows import ChallengeSpec, EmailSpec, Plan
@@ -21,7 +22,7 @@ from workers.sweeper import STALE_QUEUED_AFTER
 
 
 def rows(unit, model, *where):
-    with unit.rt.sessions() as session:
+    with Session(unit.rt.engine) as session:
         return list(session.scalars(select(model).where(*where)))
 
 
@@ -82,10 +83,10 @@ def test_an_event_whose_handling_keeps_failing_is_dead_lettered_by_the_worker(un
 
 def test_a_delivery_the_broker_gave_up_on_is_dead_lettered_with_the_emails_error(unit):
     email = queued_email(unit)
-    with unit.rt.sessions.begin() as session:
-        claim = outbox.claim(session, email.id, unit.rt.clock(), SEND_LEASE).email.lease_until
+    with unit.rt.engine.begin() as conn:
+        claim = outbox.claim(conn, email.id, unit.rt.clock(), SEND_LEASE).lease_until
         outbox.schedule_retry(
-            session,
+            conn,
             email.id,
             claim=claim,
             attempts=4,
@@ -110,8 +111,8 @@ def test_a_delivery_the_broker_gave_up_on_is_dead_lettered_with_the_emails_error
 def test_exhausted_retries_file_nothing_while_another_worker_holds_the_email(unit):
     email = queued_email(unit)
     now = unit.rt.clock()
-    with unit.rt.sessions.begin() as session:
-        lease_until = outbox.claim(session, email.id, now, SEND_LEASE).email.lease_until
+    with unit.rt.engine.begin() as conn:
+        lease_until = outbox.claim(conn, email.id, now, SEND_LEASE).lease_until
 
     assert delivery.dead_letter_exhausted(unit.rt, email.id, "Retry: gave up") is None
     assert rows(unit, FailedEmail) == []
@@ -173,11 +174,11 @@ def test_a_plan_refused_half_way_leaves_no_mail_behind(unit):
             user_id="u2",
         ),
     )
-    with unit.rt.sessions.begin() as session:
-        assert ledger.record_event(session, event, "queued", now)
-        result = intake.apply_plan(session, event.id, "notes", Plan("queued", (notice, claim)), now)
+    with unit.rt.engine.begin() as conn:
+        assert ledger.record_event(conn, event, "queued", now)
+        result = intake.apply_plan(conn, event.id, "notes", Plan("queued", (notice, claim)), now)
         assert result == ("refused:address_claimed", [], [])
-        ledger.set_outcome(session, event.id, result[0])  # the session is still usable
+        ledger.set_outcome(conn, event.id, result[0])  # the session is still usable
 
     assert {e.id for e in rows(unit, Email)} == before
     assert rows(unit, Email, Email.event_id == event.id) == []
@@ -207,20 +208,20 @@ def test_a_refused_email_change_event_sends_not_even_its_notice(unit):
 def test_a_due_email_is_handed_out_once(unit):
     email = queued_email(unit)
     now = unit.rt.clock()
-    with unit.rt.sessions.begin() as session:
-        assert outbox.due(session, now, STALE_QUEUED_AFTER, 100) == []  # not stale yet
+    with unit.rt.engine.begin() as conn:
+        assert outbox.due(conn, now, STALE_QUEUED_AFTER, 100) == []  # not stale yet
 
     later = now + STALE_QUEUED_AFTER + timedelta(seconds=1)
-    with unit.rt.sessions.begin() as session:
-        assert outbox.due(session, later, STALE_QUEUED_AFTER, 100) == [email.id]
-    with unit.rt.sessions.begin() as session:
-        assert outbox.due(session, later, STALE_QUEUED_AFTER, 100) == []
+    with unit.rt.engine.begin() as conn:
+        assert outbox.due(conn, later, STALE_QUEUED_AFTER, 100) == [email.id]
+    with unit.rt.engine.begin() as conn:
+        assert outbox.due(conn, later, STALE_QUEUED_AFTER, 100) == []
     [pushed] = rows(unit, Email)
     assert (pushed.status, pushed.next_attempt_at) == ("queued", later)
     # Still undelivered a stale period later: handed out again.
     again = later + STALE_QUEUED_AFTER
-    with unit.rt.sessions.begin() as session:
-        assert outbox.due(session, again, STALE_QUEUED_AFTER, 100) == [email.id]
+    with unit.rt.engine.begin() as conn:
+        assert outbox.due(conn, again, STALE_QUEUED_AFTER, 100) == [email.id]
 
 
 def test_a_lapsed_sending_claim_is_queued_again_and_handed_out(unit):
@@ -228,21 +229,21 @@ def test_a_lapsed_sending_claim_is_queued_again_and_handed_out(unit):
     data = {"email": "ada@example.com", "user_id": "u1"}
     email = queued_email(unit, make_event("password.changed", data))
     now = unit.rt.clock()
-    with unit.rt.sessions.begin() as session:
-        lease_until = outbox.claim(session, email.id, now, SEND_LEASE).email.lease_until
+    with unit.rt.engine.begin() as conn:
+        lease_until = outbox.claim(conn, email.id, now, SEND_LEASE).lease_until
 
     while_held = lease_until - timedelta(seconds=1)
-    with unit.rt.sessions.begin() as session:
-        assert outbox.due(session, while_held, STALE_QUEUED_AFTER, 100) == []
+    with unit.rt.engine.begin() as conn:
+        assert outbox.due(conn, while_held, STALE_QUEUED_AFTER, 100) == []
     assert rows(unit, Email)[0].status == "sending"
 
     lapsed = lease_until + timedelta(seconds=1)
-    with unit.rt.sessions.begin() as session:
-        assert outbox.due(session, lapsed, STALE_QUEUED_AFTER, 100) == [email.id]
+    with unit.rt.engine.begin() as conn:
+        assert outbox.due(conn, lapsed, STALE_QUEUED_AFTER, 100) == [email.id]
     [requeued] = rows(unit, Email)
     assert (requeued.status, requeued.lease_until) == ("queued", None)
-    with unit.rt.sessions.begin() as session:
-        assert outbox.due(session, lapsed, STALE_QUEUED_AFTER, 100) == []
+    with unit.rt.engine.begin() as conn:
+        assert outbox.due(conn, lapsed, STALE_QUEUED_AFTER, 100) == []
 
     # And the delivery it is handed to sends it.
     unit.rt.clock = lambda: lapsed
@@ -255,10 +256,10 @@ def test_the_sweep_respects_its_batch_limit(unit):
     for address in ("a@example.com", "b@example.com", "c@example.com"):
         intake.accept_event(unit.rt, json.dumps(make_event(data={"email": address})))
     later = unit.rt.clock() + STALE_QUEUED_AFTER + timedelta(seconds=1)
-    with unit.rt.sessions.begin() as session:
-        first = outbox.due(session, later, STALE_QUEUED_AFTER, 2)
-    with unit.rt.sessions.begin() as session:
-        rest = outbox.due(session, later, STALE_QUEUED_AFTER, 2)
+    with unit.rt.engine.begin() as conn:
+        first = outbox.due(conn, later, STALE_QUEUED_AFTER, 2)
+    with unit.rt.engine.begin() as conn:
+        rest = outbox.due(conn, later, STALE_QUEUED_AFTER, 2)
     assert len(first) == 2 and len(rest) == 1
     assert set(first) | set(rest) == {e.id for e in rows(unit, Email)}
 
@@ -268,16 +269,16 @@ def test_the_sweep_respects_its_batch_limit(unit):
 
 def test_only_dead_letters_still_dead_are_counted(unit):
     now = unit.rt.clock()
-    with unit.rt.sessions.begin() as session:
+    with unit.rt.engine.begin() as conn:
         ids = [
-            dead_letters.file_event(session, "{}", reason="invalid_event", error="x", now=now)
+            dead_letters.file_event(conn, "{}", reason="invalid_event", error="x", now=now)
             for _ in range(3)
         ]
-        assert dead_letters.count(session) == 3
-        assert dead_letters.mark_event_replayed(session, ids[0], now)
-        assert dead_letters.discard(session, ids[1], now)
-    with unit.rt.sessions() as session:
-        assert dead_letters.count(session) == 1
-        assert dead_letters.count(session, DeadLetterStatus.REPLAYED) == 1
-        assert dead_letters.count(session, DeadLetterStatus.DISCARDED) == 1
-        assert [row.id for row in dead_letters.list_failed(session)] == [ids[2]]
+        assert dead_letters.count(conn) == 3
+        assert dead_letters.mark_event_replayed(conn, ids[0], now)
+        assert dead_letters.discard(conn, ids[1], now)
+    with unit.rt.engine.connect() as conn:
+        assert dead_letters.count(conn) == 1
+        assert dead_letters.count(conn, DeadLetterStatus.REPLAYED) == 1
+        assert dead_letters.count(conn, DeadLetterStatus.DISCARDED) == 1
+        assert [row.id for row in dead_letters.list_failed(conn)] == [ids[2]]

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from domain import tokens
 from domain.errors import PermanentError, TransientError, TransportConfigError
@@ -37,7 +38,7 @@ def no_quick_waits(monkeypatch):
 
 
 def rows(unit, model, *where):
-    with unit.rt.sessions() as session:
+    with Session(unit.rt.engine) as session:
         return list(session.scalars(select(model).where(*where)))
 
 

@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from domain.apps import App, Directory
 from tests.conftest import make_event
@@ -14,7 +15,7 @@ from workers.store.tables import Challenge, Email, EventRow, FailedEmail
 
 
 def rows(unit, model, *where):
-    with unit.rt.sessions() as session:
+    with Session(unit.rt.engine) as session:
         return list(session.scalars(select(model).where(*where)))
 
 

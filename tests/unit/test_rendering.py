@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from domain.errors import RenderError
 from tests.conftest import make_event
@@ -34,7 +35,7 @@ def test_a_missing_variable_is_a_render_error_not_an_empty_string():
 
 
 def failed_rows(unit):
-    with unit.rt.sessions() as session:
+    with Session(unit.rt.engine) as session:
         return list(session.scalars(select(FailedEmail)))
 
 

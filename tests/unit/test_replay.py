@@ -5,6 +5,7 @@ from email import message_from_bytes, policy
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from domain.apps import Directory
 from domain.errors import PermanentError, VerificationFailed
@@ -36,7 +37,7 @@ class RejectingFirst(RecordingTransport):
 
 
 def rows(unit, model, *where):
-    with unit.rt.sessions() as session:
+    with Session(unit.rt.engine) as session:
         return list(session.scalars(select(model).where(*where)))
 
 
@@ -110,8 +111,8 @@ def test_a_dry_run_changes_nothing(unit, rejected):
 
 
 def test_a_discarded_dead_letter_is_not_replayed(unit, rejected):
-    with unit.rt.sessions.begin() as session:
-        assert dead_letters.discard(session, rejected.id, unit.rt.clock())
+    with unit.rt.engine.begin() as conn:
+        assert dead_letters.discard(conn, rejected.id, unit.rt.clock())
     result = replay(unit.rt, None, rejected.id, dry_run=False)
     assert result.error == f"dead letter {rejected.id} is already discarded"
     unit.drain()

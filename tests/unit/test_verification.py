@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from domain.errors import VerificationFailed
 from tests.conftest import make_event
@@ -16,7 +17,7 @@ from workers.verification import Verifier
 
 
 def rows(unit, model, *where):
-    with unit.rt.sessions() as session:
+    with Session(unit.rt.engine) as session:
         return list(session.scalars(select(model).where(*where)))
 
 
@@ -161,8 +162,8 @@ def test_an_expired_code_or_link_answers_expired(unit, verifier):
     unit.rt.clock = lambda: ahead
     assert verifier.peek_token("notes", "signup", token)
     # ...the database saying it is over does.
-    with unit.rt.sessions.begin() as session:
-        session.execute(update(Challenge).values(expires_at=Challenge.issued_at))
+    with unit.rt.engine.begin() as conn:
+        conn.execute(update(Challenge).values(expires_at=Challenge.issued_at))
     assert failure(verifier.peek_token, "notes", "signup", token) == "expired"
     assert failure(verifier.consume_token, "notes", "signup", token) == "expired"
     assert failure(verifier.verify_code, "notes", "signup", "ada@example.com", code) == "expired"

@@ -9,7 +9,7 @@ from workers.cli.base import (
     Failure,
     cli,
     echo_json,
-    open_sessions,
+    open_engine,
     table,
 )
 
@@ -43,8 +43,8 @@ def apikey_create(app: str, no_store: bool, as_json: bool) -> None:
             click.echo(key)
             click.echo(f'in [apps.{app}] of the apps file: api_key_sha256 = ["{digest}"]', err=True)
         return
-    with open_sessions().begin() as session:
-        row, key = apikeys.create(session, app, datetime.now(UTC))
+    with open_engine().begin() as conn:
+        row, key = apikeys.create(conn, app, datetime.now(UTC))
     if as_json:
         echo_json({"id": row.id, "app": app, "key": key})
     else:
@@ -58,8 +58,8 @@ def apikey_list(as_json: bool) -> None:
     """List keys (their first characters only)."""
     from workers.store import apikeys
 
-    with open_sessions()() as session:
-        rows = apikeys.list_keys(session)
+    with open_engine().connect() as conn:
+        rows = apikeys.list_keys(conn)
     records = [
         {
             "id": r.id,
@@ -91,7 +91,7 @@ def apikey_revoke(key_id: int) -> None:
     """Revoke a key at once."""
     from workers.store import apikeys
 
-    with open_sessions().begin() as session:
-        if not apikeys.revoke(session, key_id, datetime.now(UTC)):
+    with open_engine().begin() as conn:
+        if not apikeys.revoke(conn, key_id, datetime.now(UTC)):
             raise Failure(f"no live API key with id {key_id}")
     click.echo(f"{key_id}: revoked")

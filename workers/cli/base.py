@@ -33,10 +33,10 @@ def build(settings=None):
     return build_runtime(settings or current_settings())
 
 
-def open_sessions():
-    from workers.db import make_engine, make_sessionmaker
+def open_engine():
+    from workers.db import make_engine
 
-    return make_sessionmaker(make_engine(current_settings().sqlalchemy_url))
+    return make_engine(current_settings().sqlalchemy_url)
 
 
 def echo_json(value) -> None:

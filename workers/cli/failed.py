@@ -13,8 +13,8 @@ from workers.cli.base import (
     Failure,
     build,
     cli,
-    current_settings,
     echo_json,
+    open_engine,
     table,
 )
 from workers.store import dead_letters
@@ -74,13 +74,9 @@ def failed() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def failed_list(reason, since, status, limit, as_json) -> None:
     """List dead letters, oldest first."""
-    from workers.db import make_engine, make_sessionmaker
-
-    settings = current_settings()
-    sessions = make_sessionmaker(make_engine(settings.sqlalchemy_url))
-    with sessions() as session:
+    with open_engine().connect() as conn:
         rows = dead_letters.list_failed(
-            session,
+            conn,
             reason=reason,
             since=_parse_since(since),
             status=None if status == "all" else status,
@@ -115,11 +111,8 @@ def failed_list(reason, since, status, limit, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def failed_show(failed_id, as_json) -> None:
     """Show one dead letter in full."""
-    from workers.db import make_engine, make_sessionmaker
-
-    sessions = make_sessionmaker(make_engine(current_settings().sqlalchemy_url))
-    with sessions() as session:
-        row = dead_letters.get(session, failed_id)
+    with open_engine().connect() as conn:
+        row = dead_letters.get(conn, failed_id)
     if row is None:
         raise Failure(f"no dead letter with id {failed_id}")
     record = _failed_dict(row)
@@ -160,9 +153,9 @@ def failed_replay(failed_ids, replay_all, reason, dry_run, as_json) -> None:
     runtime = build()
     results, errors = [], 0
     try:
-        with runtime.sessions() as session:
+        with runtime.engine.connect() as conn:
             if replay_all:
-                failed_ids = [r.id for r in dead_letters.list_failed(session, reason=reason)]
+                failed_ids = [r.id for r in dead_letters.list_failed(conn, reason=reason)]
         if not failed_ids:
             raise Failure("nothing to replay")
         with redis_lib.Redis.from_url(runtime.redis_url) as client:
@@ -195,17 +188,15 @@ def _say_replay(result: dict) -> None:
 @click.argument("failed_ids", metavar="ID...", type=int, nargs=-1, required=True)
 def failed_discard(failed_ids) -> None:
     """Mark dead letters as dealt with; they are kept, but never replayed."""
-    from workers.db import make_engine, make_sessionmaker
-
-    sessions = make_sessionmaker(make_engine(current_settings().sqlalchemy_url))
+    engine = open_engine()
     errors = 0
     now = datetime.now(UTC)
     for failed_id in failed_ids:
-        with sessions.begin() as session:
-            if dead_letters.discard(session, failed_id, now):
+        with engine.begin() as conn:
+            if dead_letters.discard(conn, failed_id, now):
                 click.echo(f"{failed_id}: discarded")
                 continue
-            row = dead_letters.get(session, failed_id)
+            row = dead_letters.get(conn, failed_id)
         errors += 1
         problem = f"is already {row.status}" if row else "does not exist"
         click.echo(f"mailroom: dead letter {failed_id} {problem}", err=True)

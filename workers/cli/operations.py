@@ -11,7 +11,7 @@ from workers.cli.base import (
     cli,
     current_settings,
     echo_json,
-    open_sessions,
+    open_engine,
     table,
 )
 from workers.store import dead_letters, outbox
@@ -144,9 +144,9 @@ def status(as_json: bool) -> None:
     from workers.ingress import STREAM
 
     settings = current_settings()
-    with open_sessions()() as session:
-        emails = outbox.count_by_status(session)
-        dead = dead_letters.count(session)
+    with open_engine().connect() as conn:
+        emails = outbox.count_by_status(conn)
+        dead = dead_letters.count(conn)
     with redis.Redis.from_url(redis_url_for(settings)) as client:
         transports = health.read(client)
         queues = {

@@ -2,42 +2,45 @@
 
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, insert, select, update
 
 from domain.tokens import api_key_digest, new_api_key
 from workers.store.tables import ApiKey
+
+KEYS = ApiKey.__table__
 
 #: Characters of a key kept in clear to tell keys apart in a list.
 SHOWN_PREFIX = 12
 
 
-def create(session: Session, app: str, now: datetime) -> tuple[ApiKey, str]:
+def create(conn: Connection, app: str, now: datetime) -> tuple[Row, str]:
     key = new_api_key()
-    row = ApiKey(app=app, prefix=key[:SHOWN_PREFIX], key_hash=api_key_digest(key), created_at=now)
-    session.add(row)
-    session.flush()
+    row = conn.execute(
+        insert(KEYS)
+        .values(app=app, prefix=key[:SHOWN_PREFIX], key_hash=api_key_digest(key), created_at=now)
+        .returning(KEYS)
+    ).one()
     return row, key
 
 
-def app_for(session: Session, key: str) -> str | None:
+def app_for(conn: Connection, key: str) -> str | None:
     """The app a presented key belongs to, or None (unknown or revoked)."""
-    return session.scalar(
-        select(ApiKey.app).where(
-            ApiKey.key_hash == api_key_digest(key), ApiKey.revoked_at.is_(None)
+    return conn.scalar(
+        select(KEYS.c.app).where(
+            KEYS.c.key_hash == api_key_digest(key), KEYS.c.revoked_at.is_(None)
         )
     )
 
 
-def list_keys(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+def list_keys(conn: Connection) -> list[Row]:
+    return list(conn.execute(select(KEYS).order_by(KEYS.c.id)))
 
 
-def revoke(session: Session, key_id: int, now: datetime) -> bool:
+def revoke(conn: Connection, key_id: int, now: datetime) -> bool:
     return bool(
-        session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        conn.execute(
+            update(KEYS)
+            .where(KEYS.c.id == key_id, KEYS.c.revoked_at.is_(None))
             .values(revoked_at=now)
         ).rowcount
     )

@@ -5,14 +5,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from domain.flows import EmailSpec
 from domain.policy import MAX_DEAD_LETTER_PAYLOAD
 from domain.vocabulary import DeadLetterStatus, Reason
 from workers.store import ledger, outbox
-from workers.store.tables import Email, FailedEmail
+from workers.store.tables import FailedEmail
+
+FAILED = FailedEmail.__table__
+F = FAILED.c
 
 
 @dataclass(frozen=True)
@@ -20,11 +22,11 @@ class Filed:
     """A dead letter just filed, with the email it ends."""
 
     id: int
-    email: Email
+    email: Row
 
 
 def file_email(
-    session: Session,
+    conn: Connection,
     email_id: uuid.UUID,
     *,
     reason: Reason,
@@ -35,17 +37,15 @@ def file_email(
 ) -> Filed | None:
     """Mark the email failed and file its dead letter; None when this caller may
     not end it (see ``outbox.mark_failed``)."""
-    email = outbox.mark_failed(
-        session, email_id, error=error, attempts=attempts, claim=claim, now=now
-    )
+    email = outbox.mark_failed(conn, email_id, error=error, attempts=attempts, claim=claim, now=now)
     if email is None:
         return None
-    failed_id = session.execute(
-        insert(FailedEmail)
+    failed_id = conn.execute(
+        insert(FAILED)
         .values(
             email_id=email.id,
             event_id=email.event_id,
-            event_type=ledger.event_type(session, email.event_id),
+            event_type=ledger.event_type(conn, email.event_id),
             kind=email.kind,
             recipient=email.recipient,
             reason=reason,
@@ -54,13 +54,13 @@ def file_email(
             status=DeadLetterStatus.DEAD,
             created_at=now,
         )
-        .returning(FailedEmail.id)
+        .returning(F.id)
     ).scalar_one()
     return Filed(failed_id, email)
 
 
 def file_event(
-    session: Session,
+    conn: Connection,
     payload: str,
     *,
     reason: Reason,
@@ -71,8 +71,8 @@ def file_event(
     attempts: int = 0,
 ) -> int:
     """File an event that never became mail, keeping its (redacted) raw content for replay."""
-    return session.execute(
-        insert(FailedEmail)
+    return conn.execute(
+        insert(FAILED)
         .values(
             event_id=event_id,
             event_type=event_type,
@@ -83,60 +83,58 @@ def file_event(
             status=DeadLetterStatus.DEAD,
             created_at=now,
         )
-        .returning(FailedEmail.id)
+        .returning(F.id)
     ).scalar_one()
 
 
 def list_failed(
-    session: Session,
+    conn: Connection,
     *,
     reason: Reason | None = None,
     since: datetime | None = None,
     status: DeadLetterStatus | None = DeadLetterStatus.DEAD,
     limit: int | None = None,
-) -> list[FailedEmail]:
-    query = select(FailedEmail).order_by(FailedEmail.id)
+) -> list[Row]:
+    query = select(FAILED).order_by(F.id)
     if reason:
-        query = query.where(FailedEmail.reason == reason)
+        query = query.where(F.reason == reason)
     if since:
-        query = query.where(FailedEmail.created_at >= since)
+        query = query.where(F.created_at >= since)
     if status:
-        query = query.where(FailedEmail.status == status)
+        query = query.where(F.status == status)
     if limit:
         query = query.limit(limit)
-    return list(session.scalars(query))
+    return list(conn.execute(query))
 
 
-def count(session: Session, status: DeadLetterStatus = DeadLetterStatus.DEAD) -> int:
-    return session.scalar(
-        select(func.count()).select_from(FailedEmail).where(FailedEmail.status == status)
-    )
+def count(conn: Connection, status: DeadLetterStatus = DeadLetterStatus.DEAD) -> int:
+    return conn.scalar(select(func.count()).select_from(FAILED).where(F.status == status))
 
 
-def get(session: Session, failed_id: int) -> FailedEmail | None:
-    return session.get(FailedEmail, failed_id)
+def get(conn: Connection, failed_id: int) -> Row | None:
+    return conn.execute(select(FAILED).where(F.id == failed_id)).first()
 
 
-def _settle(session: Session, failed_id: int, status: DeadLetterStatus, **values) -> bool:
+def _settle(conn: Connection, failed_id: int, status: DeadLetterStatus, **values) -> bool:
     """Move a dead letter out of ``dead``; False when it had already left it."""
     return bool(
-        session.execute(
-            update(FailedEmail)
-            .where(FailedEmail.id == failed_id, FailedEmail.status == DeadLetterStatus.DEAD)
+        conn.execute(
+            update(FAILED)
+            .where(F.id == failed_id, F.status == DeadLetterStatus.DEAD)
             .values(status=status, **values)
         ).rowcount
     )
 
 
-def replay_email(session: Session, failed: FailedEmail, now: datetime) -> uuid.UUID | None:
+def replay_email(conn: Connection, failed: Row, now: datetime) -> uuid.UUID | None:
     """Queue a fresh copy of a dead-lettered email; None if the row was replayed already.
 
     The copy keeps the challenge, so delivering it issues a new secret for that
     challenge and the code in the failed mail (if any got out) stops working.
     """
-    if not _settle(session, failed.id, DeadLetterStatus.REPLAYED, replayed_at=now):
+    if not _settle(conn, failed.id, DeadLetterStatus.REPLAYED, replayed_at=now):
         return None
-    original = outbox.get(session, failed.email_id)
+    original = outbox.get(conn, failed.email_id)
     copy = EmailSpec(
         kind=original.kind,
         recipient=original.recipient,
@@ -146,7 +144,7 @@ def replay_email(session: Session, failed: FailedEmail, now: datetime) -> uuid.U
         context=original.context,
     )
     new_id = outbox.add_email(
-        session,
+        conn,
         original.event_id,
         original.app,
         copy,
@@ -154,15 +152,13 @@ def replay_email(session: Session, failed: FailedEmail, now: datetime) -> uuid.U
         challenge_id=original.challenge_id,
         replay_of=failed.id,
     )
-    session.execute(
-        update(FailedEmail).where(FailedEmail.id == failed.id).values(replayed_email_id=new_id)
-    )
+    conn.execute(update(FAILED).where(F.id == failed.id).values(replayed_email_id=new_id))
     return new_id
 
 
-def mark_event_replayed(session: Session, failed_id: int, now: datetime) -> bool:
-    return _settle(session, failed_id, DeadLetterStatus.REPLAYED, replayed_at=now)
+def mark_event_replayed(conn: Connection, failed_id: int, now: datetime) -> bool:
+    return _settle(conn, failed_id, DeadLetterStatus.REPLAYED, replayed_at=now)
 
 
-def discard(session: Session, failed_id: int, now: datetime) -> bool:
-    return _settle(session, failed_id, DeadLetterStatus.DISCARDED, discarded_at=now)
+def discard(conn: Connection, failed_id: int, now: datetime) -> bool:
+    return _settle(conn, failed_id, DeadLetterStatus.DISCARDED, discarded_at=now)

@@ -3,25 +3,26 @@ challenges, and the cool-down they earn."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select, update
 
 from workers.store import sql
 from workers.store.tables import AddressGuard
 
+GUARDS = AddressGuard.__table__
+
 
 def _guard(app: str, purpose: str, address: str) -> tuple:
-    return (AddressGuard.app == app, AddressGuard.purpose == purpose, AddressGuard.email == address)
+    return (GUARDS.c.app == app, GUARDS.c.purpose == purpose, GUARDS.c.email == address)
 
 
-def is_locked(session: Session, app: str, purpose: str, address: str, now: datetime) -> bool:
+def is_locked(conn: Connection, app: str, purpose: str, address: str, now: datetime) -> bool:
     """``address`` is an ``address_key``."""
-    guard = session.get(AddressGuard, (app, purpose, address))
-    return bool(guard and guard.locked_until and guard.locked_until > now)
+    until = conn.scalar(select(GUARDS.c.locked_until).where(*_guard(app, purpose, address)))
+    return bool(until and until > now)
 
 
 def count_failure(
-    session: Session,
+    conn: Connection,
     app: str,
     purpose: str,
     address: str,
@@ -34,29 +35,29 @@ def count_failure(
 
     Returns the failures counted (this one included) and whether the cool-down began.
     """
-    failures = session.execute(
-        sql.insert(session, AddressGuard)
+    failures = conn.execute(
+        sql.insert(conn, GUARDS)
         .values(app=app, purpose=purpose, email=address, failures=1, updated_at=now)
         .on_conflict_do_update(
             index_elements=["app", "purpose", "email"],
-            set_={"failures": AddressGuard.failures + 1, "updated_at": now},
+            set_={"failures": GUARDS.c.failures + 1, "updated_at": now},
         )
-        .returning(AddressGuard.failures)
+        .returning(GUARDS.c.failures)
     ).scalar_one()
     if failures < limit:
         return failures, False
-    session.execute(
-        update(AddressGuard)
+    conn.execute(
+        update(GUARDS)
         .where(*_guard(app, purpose, address))
         .values(locked_until=now + cooldown, failures=0)
     )
     return failures, True
 
 
-def clear(session: Session, app: str, purpose: str, address: str, now: datetime) -> None:
+def clear(conn: Connection, app: str, purpose: str, address: str, now: datetime) -> None:
     """A right code ends the run of wrong ones."""
-    session.execute(
-        update(AddressGuard)
+    conn.execute(
+        update(GUARDS)
         .where(*_guard(app, purpose, address))
         .values(failures=0, locked_until=None, updated_at=now)
     )

@@ -3,41 +3,51 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select, update
 
 from workers.store import sql
 from workers.store.tables import EventRow
 
+EVENTS = EventRow.__table__
 
-def record_event(session: Session, event, outcome: str, now: datetime) -> bool:
-    """Insert the ledger row; False when this event id was seen before.
+
+def record_events(conn: Connection, events: list, outcomes: list[str], now: datetime) -> set:
+    """Insert the ledger rows of a batch; the ids that were new.
 
     ``ON CONFLICT DO NOTHING`` makes a concurrent duplicate wait for the first
     transaction and then insert nothing, so exactly one of them goes on.
     """
+    if not events:
+        return set()
+    rows = [
+        {
+            "id": event.id,
+            "type": event.type,
+            "source": event.source,
+            "occurred_at": event.occurred_at,
+            "received_at": now,
+            "outcome": outcome,
+        }
+        for event, outcome in zip(events, outcomes, strict=True)
+    ]
     statement = (
-        sql.insert(session, EventRow)
-        .values(
-            id=event.id,
-            type=event.type,
-            source=event.source,
-            occurred_at=event.occurred_at,
-            received_at=now,
-            outcome=outcome,
-        )
+        sql.insert(conn, EVENTS)
         .on_conflict_do_nothing(index_elements=["id"])
-        .returning(EventRow.id)
+        .returning(EVENTS.c.id)
     )
-    return session.execute(statement).scalar_one_or_none() is not None
+    return set(conn.execute(statement.values(rows)).scalars())
 
 
-def set_outcome(session: Session, event_id: uuid.UUID, outcome: str) -> None:
-    session.execute(update(EventRow).where(EventRow.id == event_id).values(outcome=outcome))
+def record_event(conn: Connection, event, outcome: str, now: datetime) -> bool:
+    """Insert one ledger row; False when this event id was seen before."""
+    return bool(record_events(conn, [event], [outcome], now))
 
 
-def event_type(session: Session, event_id: uuid.UUID | None) -> str | None:
+def set_outcome(conn: Connection, event_id: uuid.UUID, outcome: str) -> None:
+    conn.execute(update(EVENTS).where(EVENTS.c.id == event_id).values(outcome=outcome))
+
+
+def event_type(conn: Connection, event_id: uuid.UUID | None) -> str | None:
     if event_id is None:
         return None
-    row = session.get(EventRow, event_id)
-    return row.type if row else None
+    return conn.scalar(select(EVENTS.c.type).where(EVENTS.c.id == event_id))
