@@ -8,7 +8,7 @@ Nothing here runs at import.
 import dramatiq
 
 from domain.flows import FlowPolicy
-from workers import embedded
+from workers import embedded, intake
 from workers.actors import BrokerDispatch, declare
 from workers.apps import load_directory
 from workers.broker import make_broker
@@ -85,7 +85,7 @@ def build_runtime(
     broker.add_middleware(
         Background(
             lambda: [
-                IngressBridge(redis_url, rt.dispatch),
+                IngressBridge(redis_url, lambda batch: intake.accept_batch(rt, batch)),
                 Sweeper(rt.engine, rt.dispatch, rt.clock),
             ]
         )

@@ -11,7 +11,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_size=10, max_overflow=10)
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -7,17 +7,21 @@ Producers append plain JSON to a Redis stream::
 Dramatiq's own queues are internal: its consumer cannot survive a message it
 cannot decode, and a foreign producer would have to mimic its wire format.  So
 producers never write there.  Instead every worker process runs an
-``IngressBridge`` that reads the stream through a consumer group, hands each
-entry, whatever it contains, to the ``handle_event`` actor (which validates and
-dead-letters), then acknowledges and deletes it.  An entry taken by a bridge
-that died before acknowledging is claimed by another after ``CLAIM_IDLE_MS``.
+``IngressBridge`` that reads the stream through a consumer group in batches,
+hands each batch, whatever it contains, to the intake (which validates,
+dead-letters and commits), then acknowledges and deletes its entries: an entry
+is acknowledged only once what became of it is durable.  An entry taken by a
+bridge that died before acknowledging is claimed by another after
+``CLAIM_IDLE_MS``.
 """
 
 import json
 import os
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
@@ -25,8 +29,8 @@ import redis
 from domain.errors import InvalidEvent
 from domain.events import event_payload, parse_event
 from workers.embedded import redis_url_for
+from workers.intake import Entry
 from workers.logs import get_logger
-from workers.runtime import Dispatch
 from workers.settings import load_settings
 
 #: The stream producers append to.
@@ -41,6 +45,8 @@ BATCH = 100
 BLOCK_MS = 1000
 #: An entry unacknowledged this long belongs to a dead bridge and is taken over, in ms.
 CLAIM_IDLE_MS = 60_000
+#: How often a bridge looks for such entries, in seconds.
+CLAIM_EVERY_S = 5.0
 
 log = get_logger("mailroom.ingress")
 
@@ -99,12 +105,22 @@ def decode_entry(fields: dict) -> tuple[str, str | None]:
 
 
 class IngressBridge(threading.Thread):
-    def __init__(self, redis_url: str, dispatch: Dispatch) -> None:
+    """Reads the stream in batches, hands each batch to ``accept`` (which commits
+    it), and only then acknowledges and deletes its entries.
+
+    A batch ``accept`` raises on stays pending under this consumer and is read
+    again; entries a dead bridge left pending are claimed after ``CLAIM_IDLE_MS``.
+    """
+
+    def __init__(self, redis_url: str, accept: Callable[[list[Entry]], None]) -> None:
         super().__init__(name="mailroom-ingress", daemon=True)
-        self.dispatch = dispatch
+        self.accept = accept
         self.client = redis.Redis.from_url(redis_url)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.stopping = threading.Event()
+        #: This consumer holds entries it has not acknowledged (a failed batch).
+        self.holding = False
+        self.next_claim = 0.0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -118,36 +134,54 @@ class IngressBridge(threading.Thread):
                     ensure_group(self.client)
                     group_ready = True
                 self.pump()
+            except redis.ResponseError as exc:
+                # NOGROUP: Redis came back without its data; the group is made anew.
+                group_ready = "NOGROUP" not in str(exc)
+                log.warning("ingress.redis_error", error=str(exc))
+                self.stopping.wait(1.0)
             except redis.RedisError as exc:
                 log.warning("ingress.redis_error", error=str(exc))
                 self.stopping.wait(1.0)
-            except Exception:
-                log.exception("ingress.error")
+            except Exception as exc:
+                self.holding = True
+                log.warning("ingress.batch_failed", error=f"{type(exc).__name__}: {exc}")
                 self.stopping.wait(1.0)
         self.client.close()
 
-    def pump(self) -> int:
-        """Move one batch from the stream to the broker; return how many entries."""
-        # Redis 6.2 answers [cursor, entries]; 7.0 adds the ids it found deleted.
-        entries = self.client.xautoclaim(
-            STREAM, GROUP, self.consumer, min_idle_time=CLAIM_IDLE_MS, count=BATCH
-        )[1]
-        if not entries:
-            response = self.client.xreadgroup(
-                GROUP, self.consumer, {STREAM: ">"}, count=BATCH, block=BLOCK_MS
-            )
+    def _read(self) -> list:
+        if self.holding:  # our own pending entries first, at once
+            response = self.client.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=BATCH)
             entries = response[0][1] if response else []
-        for _entry_id, fields in entries:
-            if fields is None:  # deleted while pending
-                continue
-            raw, rejected = decode_entry(fields)
-            self.dispatch.event(raw, rejected)
-        if entries:
-            ids = [entry_id for entry_id, _ in entries]
-            pipe = self.client.pipeline(transaction=False)
-            pipe.xack(STREAM, GROUP, *ids)
-            pipe.xdel(STREAM, *ids)
-            pipe.execute()
+            if entries:
+                return entries
+            self.holding = False
+        if time.monotonic() >= self.next_claim:
+            self.next_claim = time.monotonic() + CLAIM_EVERY_S
+            # Redis 6.2 answers [cursor, entries]; 7.0 adds the ids it found deleted.
+            entries = self.client.xautoclaim(
+                STREAM, GROUP, self.consumer, min_idle_time=CLAIM_IDLE_MS, count=BATCH
+            )[1]
+            if entries:
+                return entries
+        response = self.client.xreadgroup(
+            GROUP, self.consumer, {STREAM: ">"}, count=BATCH, block=BLOCK_MS
+        )
+        return response[0][1] if response else []
+
+    def pump(self) -> int:
+        """Move one batch from the stream into the database; return how many entries."""
+        entries = self._read()
+        if not entries:
+            return 0
+        # An entry deleted while pending has no fields: nothing to accept, only to ack.
+        batch = [decode_entry(fields) for _, fields in entries if fields is not None]
+        if batch:
+            self.accept(batch)
+        ids = [entry_id for entry_id, _ in entries]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(STREAM, GROUP, *ids)
+        pipe.xdel(STREAM, *ids)
+        pipe.execute()
         return len(entries)
 
 

@@ -1,9 +1,11 @@
-"""Use case: accept one event: validate, deduplicate, plan, persist, queue its mail."""
+"""Use case: accept events: validate, deduplicate, plan, persist, queue their mail."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DataError, IntegrityError
 
 from domain.addresses import address_key
 from domain.errors import InvalidEvent
@@ -18,45 +20,120 @@ from workers.store import challenges, dead_letters, guards, ledger, outbox
 log = get_logger("mailroom.pipeline")
 
 
-def accept_event(rt: Runtime, raw: str, *, rejected: str | None = None) -> None:
-    """Validate, deduplicate, plan and persist one event; then queue its mail.
+#: One stream entry as the ingress bridge read it: its text, and why it could not
+#: even be read as text (None when it could).
+Entry = tuple[str, str | None]
 
-    ``rejected`` is set by the ingress bridge when the entry could not even be
-    read as text; such an event is dead-lettered like any invalid one.
+
+@dataclass(frozen=True)
+class _Accepted:
+    event: object
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class _Refused:
+    raw: str
+    reason: Reason
+    error: str
+    event: object = None
+
+
+def accept_event(rt: Runtime, raw: str, *, rejected: str | None = None) -> None:
+    """Accept one event (see ``accept_batch``)."""
+    accept_batch(rt, [(raw, rejected)])
+
+
+def accept_batch(rt: Runtime, entries: list[Entry]) -> None:
+    """Validate, deduplicate, plan and persist a batch of events in one
+    transaction; then queue their mail.
+
+    Invalid events are dead-lettered in the same transaction.  When the
+    database refuses a value of one event (one it cannot store, say), the batch
+    is taken apart so that event is dead-lettered alone and the others go
+    through.  Any other database error raises with nothing kept: the caller
+    keeps the entries and tries again.
     """
     now = rt.clock()
+    accepted, refused = _sort(rt, entries, now)
     try:
-        if rejected:
-            raise InvalidEvent(rejected)
-        event = parse_event(raw)
-    except InvalidEvent as exc:
-        refuse_event(rt, raw, Reason.INVALID_EVENT, str(exc))
-        return
-    if rt.apps.for_source(event.source) is None:
-        error = f"source {event.source!r} is not a configured app and no default app is set"
-        refuse_event(rt, raw, Reason.UNKNOWN_SOURCE, error, event)
-        return
-
-    plan = plan_event(event, now, rt.policy)
-    with rt.engine.begin() as conn:
-        if not ledger.record_event(conn, event, plan.outcome, now):
-            log.info("event.duplicate", event_id=str(event.id), type=event.type)
+        with rt.engine.begin() as conn:
+            queued = _persist(conn, accepted, refused, now)
+    except (DataError, IntegrityError) as exc:
+        if len(entries) > 1:
+            for entry in entries:
+                accept_batch(rt, [entry])
             return
-        outcome, queued, suppressed = apply_plan(conn, event.id, event.source, plan, now)
-        if outcome != plan.outcome:
-            ledger.set_outcome(conn, event.id, outcome)
+        raw, _ = entries[0]
+        event = accepted[0].event if accepted else None
+        refuse_event(rt, raw, Reason.INVALID_EVENT, f"the database refused it: {exc.orig}", event)
+        return
     # After commit: a crash before these sends is recovered by the sweeper.
     for email_id in queued:
         rt.dispatch.delivery(email_id)
-    log.info(
-        "event.accepted",
-        event_id=str(event.id),
-        type=event.type,
-        source=event.source,
-        outcome=outcome,
-        emails=len(queued),
-        suppressed=suppressed or None,
+
+
+def _sort(rt: Runtime, entries: list[Entry], now: datetime):
+    """Parse and plan each entry: (accepted, refused), duplicates in the batch dropped."""
+    accepted: list[_Accepted] = []
+    refused: list[_Refused] = []
+    seen: set = set()
+    for raw, rejected in entries:
+        try:
+            if rejected:
+                raise InvalidEvent(rejected)
+            event = parse_event(raw)
+        except InvalidEvent as exc:
+            refused.append(_Refused(raw, Reason.INVALID_EVENT, str(exc)))
+            continue
+        if rt.apps.for_source(event.source) is None:
+            error = f"source {event.source!r} is not a configured app and no default app is set"
+            refused.append(_Refused(raw, Reason.UNKNOWN_SOURCE, error, event))
+            continue
+        if event.id in seen:
+            log.info("event.duplicate", event_id=str(event.id), type=event.type)
+            continue
+        seen.add(event.id)
+        accepted.append(_Accepted(event, plan_event(event, now, rt.policy)))
+    return accepted, refused
+
+
+def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UUID]:
+    """Write a batch; the emails to enqueue once it is committed."""
+    new = ledger.record_events(
+        conn, [a.event for a in accepted], [a.plan.outcome for a in accepted], now
     )
+    queued_all = []
+    for item in accepted:
+        event = item.event
+        if event.id not in new:
+            log.info("event.duplicate", event_id=str(event.id), type=event.type)
+            continue
+        outcome, queued, suppressed = apply_plan(conn, event.id, event.source, item.plan, now)
+        if outcome != item.plan.outcome:
+            ledger.set_outcome(conn, event.id, outcome)
+        queued_all += queued
+        log.info(
+            "event.accepted",
+            event_id=str(event.id),
+            type=event.type,
+            source=event.source,
+            outcome=outcome,
+            emails=len(queued),
+            suppressed=suppressed or None,
+        )
+    for item in refused:
+        failed_id = dead_letters.file_event(
+            conn,
+            redact(item.raw),
+            reason=item.reason,
+            error=item.error,
+            now=now,
+            event_id=item.event.id if item.event else None,
+            event_type=item.event.type if item.event else None,
+        )
+        log.warning("event.refused", reason=item.reason, error=item.error, failed_id=failed_id)
+    return queued_all
 
 
 def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, attempts=0) -> int:

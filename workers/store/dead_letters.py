@@ -59,6 +59,11 @@ def file_email(
     return Filed(failed_id, email)
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: kept as its JSON escape, so nothing is lost."""
+    return text.replace("\x00", "\\u0000")
+
+
 def file_event(
     conn: Connection,
     payload: str,
@@ -77,9 +82,9 @@ def file_event(
             event_id=event_id,
             event_type=event_type,
             reason=reason,
-            error=error,
+            error=_storable(error),
             attempts=attempts,
-            payload=payload[:MAX_DEAD_LETTER_PAYLOAD],
+            payload=_storable(payload[:MAX_DEAD_LETTER_PAYLOAD]),
             status=DeadLetterStatus.DEAD,
             created_at=now,
         )
