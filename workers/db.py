@@ -1,6 +1,9 @@
 """Engines and migrations; created on demand, never at import."""
 
-from sqlalchemy import Engine, create_engine, event
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, create_engine, event
 
 #: How long SQLite waits for a competing writer, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -30,6 +33,19 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """A connection on which each statement commits by itself: no BEGIN and COMMIT
+    round trips around single-statement writes.  (SQLite: one transaction, as
+    its BEGIN IMMEDIATE must be ended.)"""
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
 
 
 def alembic_config(url: str):

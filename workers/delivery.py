@@ -23,6 +23,7 @@ from domain.errors import PermanentError, RenderError, TransientError, Transport
 from domain.flows import link_for
 from domain.messages import build_message, message_id_for
 from domain.vocabulary import RULES, Purpose, Reason, Suppressed
+from workers.db import autocommit
 from workers.logs import get_logger
 from workers.runtime import Runtime
 from workers.store import challenges, dead_letters, outbox
@@ -49,24 +50,24 @@ class Delivery:
 
 def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
     now = rt.clock()
-    with rt.engine.begin() as conn:
+    # Each step stands on its own (a claim that outlives its worker lapses; a
+    # secret issued for a mail that never left is replaced by the next), so
+    # these statements commit one by one instead of paying for a transaction.
+    with autocommit(rt.engine) as conn:
         email = outbox.claim(conn, email_id, now, SEND_LEASE)
         if email is None:
             log.info("email.skipped", email_id=str(email_id), why="already done or in flight")
             return Delivery("skipped")
-        if now > email.deadline:
-            error = email.last_error or "the deadline passed before the first attempt"
-            return _dead_letter(rt, conn, email, Reason.EXPIRED_BEFORE_DELIVERY, error, 0)
         app = rt.apps.for_source(email.app)
-        if app is None:
-            error = f"source {email.app!r} is no longer a configured app"
-            return _dead_letter(rt, conn, email, Reason.UNKNOWN_SOURCE, error, 0)
-        secret = _issue_secret(rt, conn, email)
-        if email.challenge_id is not None and secret is None:
+        refusal = _refusal(email, app, now)
+        secret = None if refusal else _issue_secret(rt, conn, email)
+        if refusal is None and email.challenge_id is not None and secret is None:
             # A newer request, a revocation or a use came first: its code is moot.
             outbox.suppress(conn, email.id, Suppressed.SUPERSEDED)
             log.info("email.suppressed", email_id=str(email.id), kind=email.kind, why="superseded")
             return Delivery("suppressed")
+    if refusal is not None:
+        return _dead_letter_now(rt, email, *refusal, attempts=0)
 
     try:
         message = _compose(rt, app, email, secret, now)
@@ -102,12 +103,12 @@ def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Deli
     except TransientError as exc:
         return _retry_later(rt, email, str(exc), attempts=attempts, retries=retries)
     except BaseException:
-        with rt.engine.begin() as conn:
+        with autocommit(rt.engine) as conn:
             outbox.release_claim(conn, email.id, email.lease_until, rt.clock())
         raise
 
     transport = receipt.transport or rt.transport.name
-    with rt.engine.begin() as conn:
+    with autocommit(rt.engine) as conn:
         recorded = outbox.mark_sent(
             conn,
             email.id,
@@ -132,6 +133,18 @@ def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Deli
         destination=receipt.destination,
     )
     return Delivery("sent")
+
+
+def _refusal(email, app, now: datetime) -> tuple[Reason, str] | None:
+    """Why a claimed email must not be sent at all, if it must not."""
+    if now > email.deadline:
+        return (
+            Reason.EXPIRED_BEFORE_DELIVERY,
+            email.last_error or "the deadline passed before the first attempt",
+        )
+    if app is None:
+        return Reason.UNKNOWN_SOURCE, f"source {email.app!r} is no longer a configured app"
+    return None
 
 
 def _quick_retries(before_sleep) -> Retrying:
@@ -213,7 +226,7 @@ def _retry_later(rt: Runtime, email, error: str, *, attempts: int, retries: int)
     due = now.timestamp() + delay_ms / 1000
     if due > email.deadline.timestamp():
         return _dead_letter_now(rt, email, Reason.EXPIRED_BEFORE_DELIVERY, error, attempts=attempts)
-    with rt.engine.begin() as conn:
+    with autocommit(rt.engine) as conn:
         outbox.schedule_retry(
             conn,
             email.id,

@@ -7,15 +7,14 @@ from datetime import datetime
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
-from domain.addresses import address_key
 from domain.errors import InvalidEvent
 from domain.events import parse_event, redact
-from domain.flows import Plan, SendFacts, gate, plan_event
+from domain.flows import Plan, gate, plan_event
 from domain.policy import RATE_LIMIT_WINDOW
 from domain.vocabulary import Purpose, Reason
 from workers.logs import get_logger
 from workers.runtime import Runtime
-from workers.store import challenges, dead_letters, guards, ledger, outbox
+from workers.store import challenges, dead_letters, ledger, outbox
 
 log = get_logger("mailroom.pipeline")
 
@@ -103,6 +102,10 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
     new = ledger.record_events(
         conn, [a.event for a in accepted], [a.plan.outcome for a in accepted], now
     )
+    fresh = [item for item in accepted if item.event.id in new]
+    outbox.serialize_recipients(
+        conn, {(i.event.source, spec.recipient) for i in fresh for spec in i.plan.emails}
+    )
     queued_all = []
     for item in accepted:
         event = item.event
@@ -153,20 +156,12 @@ def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, 
     return failed_id
 
 
-def _send_facts(conn: Connection, app: str, spec, now: datetime) -> SendFacts:
-    locked = spec.challenge is not None and guards.is_locked(
-        conn, app, spec.challenge.purpose, address_key(spec.challenge.target), now
-    )
-    return SendFacts(
-        recent_sends=outbox.recent_sends(conn, app, spec, now - RATE_LIMIT_WINDOW),
-        address_locked=locked,
-    )
-
-
 def apply_plan(
     conn: Connection, event_id: uuid.UUID, app: str, plan: Plan, now: datetime
 ) -> tuple[str, list[uuid.UUID], list[str]]:
     """Persist a plan: challenges opened, mail queued or suppressed by the gate.
+
+    The caller holds the plan's recipients (``outbox.serialize_recipients``).
 
     Returns the event's outcome, the emails to enqueue and what was suppressed.
     A plan refused half-way (another user's change holds the address) leaves
@@ -179,8 +174,8 @@ def apply_plan(
             )
         queued, suppressed = [], []
         for spec in plan.emails:
-            outbox.serialize_recipient(conn, app, spec.recipient)
-            reason = gate(spec, _send_facts(conn, app, spec, now))
+            facts = outbox.send_facts(conn, app, spec, now - RATE_LIMIT_WINDOW, now)
+            reason = gate(spec, facts)
             if reason is not None:
                 outbox.add_email(conn, event_id, app, spec, now, suppressed=reason)
                 suppressed.append(f"{spec.kind}:{reason}")

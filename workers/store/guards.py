@@ -15,9 +15,13 @@ def _guard(app: str, purpose: str, address: str) -> tuple:
     return (GUARDS.c.app == app, GUARDS.c.purpose == purpose, GUARDS.c.email == address)
 
 
+def locked_until(app: str, purpose: str, address: str):
+    """The query for when an address's cool-down ends (``address`` is an ``address_key``)."""
+    return select(GUARDS.c.locked_until).where(*_guard(app, purpose, address))
+
+
 def is_locked(conn: Connection, app: str, purpose: str, address: str, now: datetime) -> bool:
-    """``address`` is an ``address_key``."""
-    until = conn.scalar(select(GUARDS.c.locked_until).where(*_guard(app, purpose, address)))
+    until = conn.scalar(locked_until(app, purpose, address))
     return bool(until and until > now)
 
 

@@ -8,33 +8,49 @@ import hashlib
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Row, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, func, insert, or_, select, text, update
 
 from domain.addresses import address_key
-from domain.flows import EmailSpec
+from domain.flows import EmailSpec, SendFacts
 from domain.vocabulary import EmailStatus, Suppressed
-from workers.store import sql
+from workers.store import guards, sql
 from workers.store.tables import Email
 
 EMAILS = Email.__table__
 E = EMAILS.c
 
 
-def serialize_recipient(conn: Connection, app: str, recipient: str) -> None:
-    """Make concurrent plans for one recipient take turns, so a rate limit holds.
+def serialize_recipients(conn: Connection, recipients: set[tuple[str, str]]) -> None:
+    """Make concurrent plans for the same (app, recipient) take turns, so a rate
+    limit holds.
 
-    PostgreSQL: a transaction-scoped advisory lock.  SQLite: every write
-    transaction is already exclusive (BEGIN IMMEDIATE).
+    PostgreSQL: transaction-scoped advisory locks, all taken in one statement and
+    in one order, so two batches that share recipients cannot deadlock.  SQLite:
+    every write transaction is already exclusive (BEGIN IMMEDIATE).
     """
-    if sql.is_postgres(conn):
-        digest = hashlib.sha256(f"{app}\x1f{address_key(recipient)}".encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        conn.execute(select(func.pg_advisory_xact_lock(key)))
+    if not recipients or not sql.is_postgres(conn):
+        return
+    keys = sorted(
+        int.from_bytes(
+            hashlib.sha256(f"{app}\x1f{address_key(recipient)}".encode()).digest()[:8],
+            "big",
+            signed=True,
+        )
+        for app, recipient in recipients
+    )
+    conn.execute(
+        text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": keys},
+    )
 
 
-def recent_sends(conn: Connection, app: str, spec: EmailSpec, since: datetime) -> int:
-    """Mails of this kind to this recipient since ``since`` that count against the rate limit."""
-    return conn.scalar(
+def send_facts(
+    conn: Connection, app: str, spec: EmailSpec, since: datetime, now: datetime
+) -> SendFacts:
+    """What the gate needs to know, in one round trip: the mails of this kind to
+    this recipient since ``since`` that count against the rate limit, and whether
+    the address the secret would go to is cooling down."""
+    recent = (
         select(func.count())
         .select_from(EMAILS)
         .where(
@@ -49,7 +65,14 @@ def recent_sends(conn: Connection, app: str, spec: EmailSpec, since: datetime) -
             ),
             E.created_at >= since,
         )
+        .scalar_subquery()
     )
+    if spec.challenge is None:
+        return SendFacts(recent_sends=conn.scalar(select(recent)))
+    target = address_key(spec.challenge.target)
+    locked = guards.locked_until(app, spec.challenge.purpose, target).scalar_subquery()
+    count, locked_until = conn.execute(select(recent, locked)).one()
+    return SendFacts(recent_sends=count, address_locked=bool(locked_until and locked_until > now))
 
 
 def add_email(
