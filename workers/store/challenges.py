@@ -7,14 +7,15 @@ is compared with the database clock.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Update
 
 from domain.addresses import address_key
 from domain.flows import ChallengeSpec
 from domain.policy import MAX_CODE_TTL
 from domain.vocabulary import RULES, Purpose, Subject
-from workers.store import sql
+from workers.store.sql import SECONDS, db_now, db_now_plus
 from workers.store.tables import Challenge
 
 CHALLENGES = Challenge.__table__
@@ -35,15 +36,50 @@ def _target(purpose: Purpose):
     return C.new_email_key if purpose == Purpose.EMAIL_CHANGE else C.email_key
 
 
-def _same_subject(app: str, spec: ChallengeSpec) -> list:
-    """What a new challenge replaces: the live one for the same thing."""
-    where = [C.app == app, C.purpose == spec.purpose, *live()]
+def _supersede(subject_match) -> Update:
+    """Replace the live challenge for the same subject; what it had counted."""
+    return (
+        update(CHALLENGES)
+        .where(C.app == bindparam("b_app"), C.purpose == bindparam("b_purpose"), *live())
+        .where(subject_match)
+        .values(superseded_at=bindparam("b_now"))
+        .returning(C.attempts, (C.expires_at <= db_now()).label("expired"))
+    )
+
+
+#: What a new challenge replaces, by what counts as the same subject.
+_SUPERSEDE = {
+    # Every purpose whose subject is the address mails its secret to ``email``.
+    Subject.ADDRESS: _supersede(C.email_key == bindparam("b_subject")),
+    Subject.USER: _supersede(C.user_id == bindparam("b_subject")),
+    Subject.INVITE: _supersede(C.data["invite_id"].as_string() == bindparam("b_subject")),
+}
+
+#: An email change's claim on an address lapses with its code, or, when its
+#: code was never mailed, once no code could still be in time.
+_RELEASE_CLAIMS = (
+    update(CHALLENGES)
+    .where(
+        C.app == bindparam("b_app"),
+        C.purpose == Purpose.EMAIL_CHANGE,
+        C.new_email_key == bindparam("b_address"),
+        (C.expires_at < db_now())
+        | (C.expires_at.is_(None) & (C.created_at < bindparam("b_unmailed_before"))),
+        *live(),
+    )
+    .values(revoked_at=bindparam("b_now"))
+)
+
+_INSERT = insert(CHALLENGES)
+
+
+def _subject_of(spec: ChallengeSpec) -> str:
     subject = RULES[spec.purpose].same_subject
     if subject == Subject.USER:
-        return [*where, C.user_id == spec.user_id]
+        return spec.user_id
     if subject == Subject.INVITE:
-        return [*where, C.data["invite_id"].as_string() == spec.data["invite_id"]]
-    return [*where, _target(spec.purpose) == address_key(spec.target)]
+        return spec.data["invite_id"]
+    return address_key(spec.target)
 
 
 def open_challenge(
@@ -73,47 +109,40 @@ def open_challenge(
 
 
 def _open(conn: Connection, app: str, event_id, spec: ChallengeSpec, now: datetime) -> uuid.UUID:
-    db_now = sql.now(conn)
     replaced = conn.execute(
-        update(CHALLENGES)
-        .where(*_same_subject(app, spec))
-        .values(superseded_at=now)
-        .returning(C.attempts, (C.expires_at <= db_now).label("expired"))
+        _SUPERSEDE[RULES[spec.purpose].same_subject],
+        {"b_app": app, "b_purpose": spec.purpose, "b_subject": _subject_of(spec), "b_now": now},
     ).all()
     # Failures carry over from every replaced challenge still in force (or not
     # yet mailed), by the database's clock.
     inherited = max((attempts for attempts, expired in replaced if not expired), default=0)
     if spec.purpose == Purpose.EMAIL_CHANGE:
-        # An expired claim on the address no longer holds it, nor does one
-        # whose code was never mailed and now cannot be in time.
-        never_mailed = C.expires_at.is_(None) & (C.created_at < now - MAX_CODE_TTL)
         conn.execute(
-            update(CHALLENGES)
-            .where(
-                C.app == app,
-                C.purpose == Purpose.EMAIL_CHANGE,
-                C.new_email_key == address_key(spec.new_email),
-                (C.expires_at < db_now) | never_mailed,
-                *live(),
-            )
-            .values(revoked_at=now)
+            _RELEASE_CLAIMS,
+            {
+                "b_app": app,
+                "b_address": address_key(spec.new_email),
+                "b_unmailed_before": now - MAX_CODE_TTL,
+                "b_now": now,
+            },
         )
     challenge_id = uuid.uuid4()
     conn.execute(
-        insert(CHALLENGES).values(
-            id=challenge_id,
-            event_id=event_id,
-            app=app,
-            purpose=spec.purpose,
-            user_id=spec.user_id,
-            email=spec.email,
-            email_key=address_key(spec.email),
-            new_email=spec.new_email,
-            new_email_key=address_key(spec.new_email) if spec.new_email else None,
-            data=dict(spec.data),
-            attempts=inherited,
-            created_at=now,
-        )
+        _INSERT,
+        {
+            "id": challenge_id,
+            "event_id": event_id,
+            "app": app,
+            "purpose": spec.purpose,
+            "user_id": spec.user_id,
+            "email": spec.email,
+            "email_key": address_key(spec.email),
+            "new_email": spec.new_email,
+            "new_email_key": address_key(spec.new_email) if spec.new_email else None,
+            "data": dict(spec.data),
+            "attempts": inherited,
+            "created_at": now,
+        },
     )
     return challenge_id
 
@@ -122,6 +151,19 @@ def get(conn: Connection, challenge_id: uuid.UUID | None) -> Row | None:
     if challenge_id is None:
         return None
     return conn.execute(select(CHALLENGES).where(C.id == challenge_id)).first()
+
+
+_STORE_DIGESTS = (
+    update(CHALLENGES)
+    .where(C.id == bindparam("b_id"), *live())
+    .values(
+        code_hash=bindparam("b_code"),
+        token_hash=bindparam("b_token"),
+        key_id=bindparam("b_key"),
+        issued_at=db_now(),
+        expires_at=db_now_plus(bindparam("b_ttl", type_=SECONDS)),
+    )
+)
 
 
 def store_secret_digests(
@@ -138,19 +180,14 @@ def store_secret_digests(
     Issue and expiry times come from the database clock.  False when the
     challenge is no longer live (superseded, revoked or used before this mail).
     """
-    return bool(
-        conn.execute(
-            update(CHALLENGES)
-            .where(C.id == challenge_id, *live())
-            .values(
-                code_hash=code_hash,
-                token_hash=token_hash,
-                key_id=key_id,
-                issued_at=sql.now(conn),
-                expires_at=sql.now_plus(conn, ttl_seconds),
-            )
-        ).rowcount
-    )
+    parameters = {
+        "b_id": challenge_id,
+        "b_code": code_hash,
+        "b_token": token_hash,
+        "b_key": key_id,
+        "b_ttl": ttl_seconds,
+    }
+    return bool(conn.execute(_STORE_DIGESTS, parameters).rowcount)
 
 
 def latest_live(conn: Connection, app: str, purpose: Purpose, address: str) -> Row | None:
@@ -175,7 +212,7 @@ def count_attempt(conn: Connection, challenge_id: uuid.UUID, max_attempts: int) 
         update(CHALLENGES)
         .where(C.id == challenge_id, C.attempts < max_attempts, *live())
         .values(attempts=C.attempts + 1)
-        .returning((C.expires_at <= sql.now(conn)).label("expired"))
+        .returning((C.expires_at <= db_now()).label("expired"))
     ).first()
     return None if counted is None else bool(counted.expired)
 
@@ -186,11 +223,10 @@ def _by_token(app: str, purpose: Purpose, digests: list[str]) -> tuple:
 
 def _consume(conn: Connection, where: tuple) -> Row | None:
     """Single use: of concurrent consumers, the database lets exactly one through."""
-    db_now = sql.now(conn)
     return conn.execute(
         update(CHALLENGES)
-        .where(*where, *live(), C.expires_at > db_now)
-        .values(consumed_at=db_now)
+        .where(*where, *live(), C.expires_at > db_now())
+        .values(consumed_at=db_now())
         .returning(CHALLENGES)
     ).first()
 
@@ -212,7 +248,7 @@ def find_token(
         select(
             CHALLENGES,
             and_(*live()).label("live"),
-            (C.expires_at > sql.now(conn)).label("fresh"),
+            (C.expires_at > db_now()).label("fresh"),
         ).where(*_by_token(app, purpose, digests))
     ).first()
     if found is None:

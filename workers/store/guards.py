@@ -3,7 +3,7 @@ challenges, and the cool-down they earn."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from workers.store import sql
 from workers.store.tables import AddressGuard
@@ -15,13 +15,17 @@ def _guard(app: str, purpose: str, address: str) -> tuple:
     return (GUARDS.c.app == app, GUARDS.c.purpose == purpose, GUARDS.c.email == address)
 
 
-def locked_until(app: str, purpose: str, address: str):
-    """The query for when an address's cool-down ends (``address`` is an ``address_key``)."""
-    return select(GUARDS.c.locked_until).where(*_guard(app, purpose, address))
+#: When an address's cool-down ends (``b_target`` is an ``address_key``).
+LOCKED_UNTIL = select(GUARDS.c.locked_until).where(
+    GUARDS.c.app == bindparam("b_app"),
+    GUARDS.c.purpose == bindparam("b_purpose"),
+    GUARDS.c.email == bindparam("b_target"),
+)
 
 
 def is_locked(conn: Connection, app: str, purpose: str, address: str, now: datetime) -> bool:
-    until = conn.scalar(locked_until(app, purpose, address))
+    parameters = {"b_app": app, "b_purpose": purpose, "b_target": address}
+    until = conn.execute(LOCKED_UNTIL, parameters).scalar()
     return bool(until and until > now)
 
 

@@ -8,7 +8,7 @@ import hashlib
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Row, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, text, update
 
 from domain.addresses import address_key
 from domain.flows import EmailSpec, SendFacts
@@ -44,35 +44,45 @@ def serialize_recipients(conn: Connection, recipients: set[tuple[str, str]]) -> 
     )
 
 
+#: Mails of one kind to one recipient since a time that count against the rate
+#: limit: every granted request, mailed or superseded before it left; only the
+#: requests the gate itself refused do not.
+_RECENT = (
+    select(func.count())
+    .select_from(EMAILS)
+    .where(
+        E.app == bindparam("b_app"),
+        E.recipient_key == bindparam("b_recipient"),
+        E.kind == bindparam("b_kind"),
+        or_(E.status != EmailStatus.SUPPRESSED, E.suppressed_reason == Suppressed.SUPERSEDED),
+        E.created_at >= bindparam("b_since"),
+    )
+    .scalar_subquery()
+)
+_FACTS = select(_RECENT)
+_FACTS_WITH_GUARD = select(_RECENT, guards.LOCKED_UNTIL.scalar_subquery())
+
+
 def send_facts(
     conn: Connection, app: str, spec: EmailSpec, since: datetime, now: datetime
 ) -> SendFacts:
-    """What the gate needs to know, in one round trip: the mails of this kind to
-    this recipient since ``since`` that count against the rate limit, and whether
-    the address the secret would go to is cooling down."""
-    recent = (
-        select(func.count())
-        .select_from(EMAILS)
-        .where(
-            E.app == app,
-            E.recipient_key == address_key(spec.recipient),
-            E.kind == spec.kind,
-            # Every granted request counts, mailed or superseded before it left;
-            # only the requests the gate itself refused do not.
-            or_(
-                E.status != EmailStatus.SUPPRESSED,
-                E.suppressed_reason == Suppressed.SUPERSEDED,
-            ),
-            E.created_at >= since,
-        )
-        .scalar_subquery()
-    )
+    """What the gate needs to know, in one round trip: the mails that count
+    against the rate limit, and whether the address the secret would go to is
+    cooling down."""
+    parameters = {
+        "b_app": app,
+        "b_recipient": address_key(spec.recipient),
+        "b_kind": spec.kind,
+        "b_since": since,
+    }
     if spec.challenge is None:
-        return SendFacts(recent_sends=conn.scalar(select(recent)))
-    target = address_key(spec.challenge.target)
-    locked = guards.locked_until(app, spec.challenge.purpose, target).scalar_subquery()
-    count, locked_until = conn.execute(select(recent, locked)).one()
+        return SendFacts(recent_sends=conn.execute(_FACTS, parameters).scalar_one())
+    parameters.update(b_purpose=spec.challenge.purpose, b_target=address_key(spec.challenge.target))
+    count, locked_until = conn.execute(_FACTS_WITH_GUARD, parameters).one()
     return SendFacts(recent_sends=count, address_locked=bool(locked_until and locked_until > now))
+
+
+_INSERT = insert(EMAILS)
 
 
 def add_email(
@@ -88,24 +98,25 @@ def add_email(
 ) -> uuid.UUID:
     email_id = uuid.uuid4()
     conn.execute(
-        insert(EMAILS).values(
-            id=email_id,
-            event_id=event_id,
-            challenge_id=challenge_id,
-            app=app,
-            kind=spec.kind,
-            locale=spec.locale,
-            recipient=spec.recipient,
-            recipient_key=address_key(spec.recipient),
-            context=dict(spec.context),
-            status=EmailStatus.SUPPRESSED if suppressed else EmailStatus.QUEUED,
-            suppressed_reason=suppressed,
-            attempts=0,
-            deadline=spec.deadline,
-            next_attempt_at=now,
-            replay_of=replay_of,
-            created_at=now,
-        )
+        _INSERT,
+        {
+            "id": email_id,
+            "event_id": event_id,
+            "challenge_id": challenge_id,
+            "app": app,
+            "kind": spec.kind,
+            "locale": spec.locale,
+            "recipient": spec.recipient,
+            "recipient_key": address_key(spec.recipient),
+            "context": dict(spec.context),
+            "status": EmailStatus.SUPPRESSED if suppressed else EmailStatus.QUEUED,
+            "suppressed_reason": suppressed,
+            "attempts": 0,
+            "deadline": spec.deadline,
+            "next_attempt_at": now,
+            "replay_of": replay_of,
+            "created_at": now,
+        },
     )
     return email_id
 
@@ -123,7 +134,7 @@ def first_of_challenge(conn: Connection, challenge_id: uuid.UUID) -> Row | None:
     ).first()
 
 
-def _claimable(now: datetime):
+def _claimable(now):
     """Waiting to be sent, or held by a worker whose claim has lapsed."""
     return or_(
         E.status == EmailStatus.QUEUED,
@@ -131,28 +142,69 @@ def _claimable(now: datetime):
     )
 
 
+#: The email, as long as this worker's claim on it stands.  A claim is known by
+#: its ``lease_until``: once another worker claims the email, this one's later
+#: writes match nothing.
+_HELD = (
+    E.id == bindparam("b_id"),
+    E.status == EmailStatus.SENDING,
+    E.lease_until == bindparam("b_claim"),
+)
+
+_CLAIM = (
+    update(EMAILS)
+    .where(E.id == bindparam("b_id"), _claimable(bindparam("b_now")))
+    .values(status=EmailStatus.SENDING, lease_until=bindparam("b_lease_until"))
+    .returning(EMAILS)
+)
+_SUPPRESS = (
+    update(EMAILS)
+    .where(E.id == bindparam("b_id"))
+    .values(
+        status=EmailStatus.SUPPRESSED, suppressed_reason=bindparam("b_reason"), lease_until=None
+    )
+)
+_SENT = (
+    update(EMAILS)
+    .where(*_HELD)
+    .values(
+        status=EmailStatus.SENT,
+        sent_at=bindparam("b_now"),
+        lease_until=None,
+        attempts=E.attempts + bindparam("b_attempts"),
+        message_id=bindparam("b_message_id"),
+        provider_id=bindparam("b_provider_id"),
+        transport=bindparam("b_transport"),
+        last_error=None,
+    )
+)
+_RETRY = (
+    update(EMAILS)
+    .where(*_HELD)
+    .values(
+        status=EmailStatus.QUEUED,
+        lease_until=None,
+        attempts=E.attempts + bindparam("b_attempts"),
+        last_error=bindparam("b_error"),
+        next_attempt_at=bindparam("b_next"),
+    )
+)
+_RELEASE = (
+    update(EMAILS)
+    .where(*_HELD)
+    .values(status=EmailStatus.QUEUED, lease_until=None, next_attempt_at=bindparam("b_now"))
+)
+
+
 def claim(conn: Connection, email_id: uuid.UUID, now: datetime, lease: timedelta) -> Row | None:
     """Take the email for sending (its row, as claimed), or None if it is done or
     another worker holds it."""
-    return conn.execute(
-        update(EMAILS)
-        .where(E.id == email_id, _claimable(now))
-        .values(status=EmailStatus.SENDING, lease_until=now + lease)
-        .returning(EMAILS)
-    ).first()
-
-
-def _held(email_id: uuid.UUID, claim: datetime) -> tuple:
-    """The email, as long as this worker's claim on it stands."""
-    return (E.id == email_id, E.status == EmailStatus.SENDING, E.lease_until == claim)
+    parameters = {"b_id": email_id, "b_now": now, "b_lease_until": now + lease}
+    return conn.execute(_CLAIM, parameters).first()
 
 
 def suppress(conn: Connection, email_id: uuid.UUID, reason: Suppressed) -> None:
-    conn.execute(
-        update(EMAILS)
-        .where(E.id == email_id)
-        .values(status=EmailStatus.SUPPRESSED, suppressed_reason=reason, lease_until=None)
-    )
+    conn.execute(_SUPPRESS, {"b_id": email_id, "b_reason": reason})
 
 
 def mark_sent(
@@ -166,22 +218,16 @@ def mark_sent(
     provider_id: str | None,
     transport: str,
 ) -> bool:
-    return bool(
-        conn.execute(
-            update(EMAILS)
-            .where(*_held(email_id, claim))
-            .values(
-                status=EmailStatus.SENT,
-                sent_at=now,
-                lease_until=None,
-                attempts=E.attempts + attempts,
-                message_id=message_id,
-                provider_id=provider_id,
-                transport=transport,
-                last_error=None,
-            )
-        ).rowcount
-    )
+    parameters = {
+        "b_id": email_id,
+        "b_claim": claim,
+        "b_now": now,
+        "b_attempts": attempts,
+        "b_message_id": message_id,
+        "b_provider_id": provider_id,
+        "b_transport": transport,
+    }
+    return bool(conn.execute(_SENT, parameters).rowcount)
 
 
 def schedule_retry(
@@ -193,26 +239,23 @@ def schedule_retry(
     error: str,
     next_attempt_at: datetime,
 ) -> None:
-    conn.execute(
-        update(EMAILS)
-        .where(*_held(email_id, claim))
-        .values(
-            status=EmailStatus.QUEUED,
-            lease_until=None,
-            attempts=E.attempts + attempts,
-            last_error=error,
-            next_attempt_at=next_attempt_at,
-        )
-    )
+    parameters = {
+        "b_id": email_id,
+        "b_claim": claim,
+        "b_attempts": attempts,
+        "b_error": error,
+        "b_next": next_attempt_at,
+    }
+    conn.execute(_RETRY, parameters)
 
 
 def release_claim(conn: Connection, email_id: uuid.UUID, claim: datetime, now: datetime) -> None:
     """Hand an email back after an unexpected error so a retry can claim it at once."""
-    conn.execute(
-        update(EMAILS)
-        .where(*_held(email_id, claim))
-        .values(status=EmailStatus.QUEUED, lease_until=None, next_attempt_at=now)
-    )
+    conn.execute(_RELEASE, {"b_id": email_id, "b_claim": claim, "b_now": now})
+
+
+def _held(email_id: uuid.UUID, claim: datetime) -> tuple:
+    return (E.id == email_id, E.status == EmailStatus.SENDING, E.lease_until == claim)
 
 
 def mark_failed(
