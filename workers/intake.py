@@ -156,6 +156,10 @@ def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, 
     return failed_id
 
 
+#: The outcome of a plan refused because another user's change holds the address.
+ADDRESS_CLAIMED = "refused:address_claimed"
+
+
 def apply_plan(
     conn: Connection, event_id: uuid.UUID, app: str, plan: Plan, now: datetime
 ) -> tuple[str, list[uuid.UUID], list[str]]:
@@ -165,31 +169,36 @@ def apply_plan(
 
     Returns the event's outcome, the emails to enqueue and what was suppressed.
     A plan refused half-way (another user's change holds the address) leaves
-    nothing behind: its rows are rolled back to a savepoint.
+    nothing behind: its rows are rolled back to a savepoint, which only a plan
+    that claims an address needs (and pays two round trips for).
     """
+    claims = any(s.challenge and s.challenge.purpose == Purpose.EMAIL_CHANGE for s in plan.emails)
+    if not claims:
+        return _apply(conn, event_id, app, plan, now)
     with conn.begin_nested() as savepoint:
-        if plan.cancel_pending_change_of:
-            challenges.revoke_user(
-                conn, app, plan.cancel_pending_change_of, Purpose.EMAIL_CHANGE, now
-            )
-        queued, suppressed = [], []
-        for spec in plan.emails:
-            facts = outbox.send_facts(conn, app, spec, now - RATE_LIMIT_WINDOW, now)
-            reason = gate(spec, facts)
-            if reason is not None:
-                outbox.add_email(conn, event_id, app, spec, now, suppressed=reason)
-                suppressed.append(f"{spec.kind}:{reason}")
-                continue
-            challenge_id = None
-            if spec.challenge is not None:
-                challenge_id = challenges.open_challenge(conn, app, event_id, spec.challenge, now)
-                if challenge_id is None:
-                    # Another user's live change holds the address: nothing is sent.
-                    savepoint.rollback()
-                    return "refused:address_claimed", [], []
-            queued.append(
-                outbox.add_email(conn, event_id, app, spec, now, challenge_id=challenge_id)
-            )
+        result = _apply(conn, event_id, app, plan, now)
+        if result[0] == ADDRESS_CLAIMED:
+            savepoint.rollback()
+        return result
+
+
+def _apply(conn: Connection, event_id: uuid.UUID, app: str, plan: Plan, now: datetime):
+    if plan.cancel_pending_change_of:
+        challenges.revoke_user(conn, app, plan.cancel_pending_change_of, Purpose.EMAIL_CHANGE, now)
+    queued, suppressed = [], []
+    for spec in plan.emails:
+        facts = outbox.send_facts(conn, app, spec, now - RATE_LIMIT_WINDOW, now)
+        reason = gate(spec, facts)
+        if reason is not None:
+            outbox.add_email(conn, event_id, app, spec, now, suppressed=reason)
+            suppressed.append(f"{spec.kind}:{reason}")
+            continue
+        challenge_id = None
+        if spec.challenge is not None:
+            challenge_id = challenges.open_challenge(conn, app, event_id, spec.challenge, now)
+            if challenge_id is None:
+                return ADDRESS_CLAIMED, [], []
+        queued.append(outbox.add_email(conn, event_id, app, spec, now, challenge_id=challenge_id))
     if suppressed and not queued:
         return f"suppressed:{suppressed[0].partition(':')[2]}", [], suppressed
     return plan.outcome, queued, suppressed
