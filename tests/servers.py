@@ -120,6 +120,10 @@ class PostgresServer:
     def _run(self, *command: str) -> None:
         subprocess.run([*self.prefix, *command], check=True, capture_output=True)
 
+    def pid(self) -> int:
+        """The postmaster's process id."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def create_database(self, name: str) -> str:
         import psycopg
 

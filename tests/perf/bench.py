@@ -227,7 +227,7 @@ def run(args) -> dict:
 
         client = redis.Redis.from_url(redis_server.url)
         worker = start_workers(env, args.processes, args.threads, client, args.worker_log)
-        probe = Probe(url, redis_server.url, worker.pid)
+        probe = Probe(url, redis_server.url, worker.pid, postgres.pid(), redis_server.process.pid)
         collect(target, burst(client, "warm", WARMUP_EVENTS), 120)
 
         before = probe.read()
@@ -242,6 +242,8 @@ def run(args) -> dict:
             throughput_per_s=throughput,
             share_of_limit=throughput / result["limit_per_s"],
             cpu_ms_per_mail=1000 * cost.cpu / max(mailed, 1),
+            postgres_cpu_ms_per_mail=1000 * cost.postgres_cpu / max(mailed, 1),
+            redis_cpu_ms_per_mail=1000 * cost.redis_cpu / max(mailed, 1),
             statements_per_mail=cost.statements / max(mailed, 1),
             transactions_per_mail=cost.transactions / max(mailed, 1),
             redis_commands_per_mail=cost.redis_commands / max(mailed, 1),
@@ -294,6 +296,8 @@ def table(result: dict) -> str:
                                     f"p95 {result['latency_p95_ms']:.0f} ms, "
                                     f"p99 {result['latency_p99_ms']:.0f} ms"),
         ("worker CPU per mail", f"{result['cpu_ms_per_mail']:.1f} ms"),
+        ("server CPU per mail", f"PostgreSQL {result['postgres_cpu_ms_per_mail']:.1f} ms, "
+                                f"Redis {result['redis_cpu_ms_per_mail']:.2f} ms"),
         ("peak RSS per worker process", f"{rss} MB"),
         ("PostgreSQL per mail", f"{result['statements_per_mail']:.1f} statements, "
                                 f"{result['transactions_per_mail']:.1f} transactions"),

@@ -50,6 +50,9 @@ class Counters:
     statements: int
     transactions: int
     redis_commands: int
+    #: CPU seconds of the PostgreSQL server (all its processes) and of Redis.
+    postgres_cpu: float = 0.0
+    redis_cpu: float = 0.0
 
     def __sub__(self, other: "Counters") -> "Counters":
         return Counters(
@@ -57,13 +60,19 @@ class Counters:
             self.statements - other.statements,
             self.transactions - other.transactions,
             self.redis_commands - other.redis_commands,
+            self.postgres_cpu - other.postgres_cpu,
+            self.redis_cpu - other.redis_cpu,
         )
 
 
 class Probe:
     """Reads the counters of one mailroom deployment."""
 
-    def __init__(self, database_url: str, redis_url: str, worker_pid: int) -> None:
+    def __init__(
+        self, database_url: str, redis_url: str, worker_pid: int, postgres_pid: int, redis_pid: int
+    ) -> None:
+        self.postgres_pid = postgres_pid
+        self.redis_pid = redis_pid
         self.database_url = database_url
         self.redis = redis.Redis.from_url(redis_url)
         self.worker_pid = worker_pid
@@ -87,6 +96,9 @@ class Probe:
             int(statements),
             int(transactions),
             commands,
+            # The backends are the postmaster's children; those that exited, in its cutime.
+            cpu_seconds(process_tree(self.postgres_pid)),
+            cpu_seconds([self.redis_pid]),
         )
 
     def peak_rss(self) -> dict[int, float]:
