@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
+from domain.addresses import address_key
 from domain.errors import InvalidEvent
 from domain.events import parse_event, redact
 from domain.flows import Plan, gate, plan_event
@@ -107,12 +108,22 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
         conn, {(i.event.source, spec.recipient) for i in fresh for spec in i.plan.emails}
     )
     queued_all = []
+    deferred = _Deferred()
     for item in accepted:
         event = item.event
         if event.id not in new:
             log.info("event.duplicate", event_id=str(event.id), type=event.type)
             continue
-        outcome, queued, suppressed = apply_plan(conn, event.id, event.source, item.plan, now)
+        keys = _touches(event.source, item.plan)
+        immediate = _claims_address(item.plan)
+        if immediate or keys & deferred.keys:
+            # What this plan reads (rate counts, the challenge it supersedes)
+            # must already see the rows the batch has so far.
+            deferred.flush(conn)
+        outcome, queued, suppressed = apply_plan(
+            conn, event.id, event.source, item.plan, now, defer=None if immediate else deferred
+        )
+        deferred.keys |= keys
         if outcome != item.plan.outcome:
             ledger.set_outcome(conn, event.id, outcome)
         queued_all += queued
@@ -125,6 +136,7 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
             emails=len(queued),
             suppressed=suppressed or None,
         )
+    deferred.flush(conn)
     for item in refused:
         failed_id = dead_letters.file_event(
             conn,
@@ -156,12 +168,50 @@ def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, 
     return failed_id
 
 
+class _Deferred:
+    """Rows a batch inserts together at the end (or before a plan that must see them)."""
+
+    def __init__(self) -> None:
+        self.challenges: list[dict] = []
+        self.emails: list[dict] = []
+        #: What the deferred rows touch: recipients and challenge subjects.
+        self.keys: set[tuple] = set()
+
+    def flush(self, conn: Connection) -> None:
+        challenges.insert_rows(conn, self.challenges)  # before the emails that refer to them
+        outbox.insert_rows(conn, self.emails)
+        self.challenges, self.emails, self.keys = [], [], set()
+
+
+def _touches(app: str, plan: Plan) -> set[tuple]:
+    keys = {("recipient", app, address_key(spec.recipient)) for spec in plan.emails}
+    keys |= {
+        ("subject", app, spec.challenge.purpose, challenges.subject_of(spec.challenge))
+        for spec in plan.emails
+        if spec.challenge is not None
+    }
+    return keys
+
+
+def _claims_address(plan: Plan) -> bool:
+    """An email change: it meets unique indexes, and may be refused half-way."""
+    return plan.cancel_pending_change_of is not None or any(
+        spec.challenge and spec.challenge.purpose == Purpose.EMAIL_CHANGE for spec in plan.emails
+    )
+
+
 #: The outcome of a plan refused because another user's change holds the address.
 ADDRESS_CLAIMED = "refused:address_claimed"
 
 
 def apply_plan(
-    conn: Connection, event_id: uuid.UUID, app: str, plan: Plan, now: datetime
+    conn: Connection,
+    event_id: uuid.UUID,
+    app: str,
+    plan: Plan,
+    now: datetime,
+    *,
+    defer: _Deferred | None = None,
 ) -> tuple[str, list[uuid.UUID], list[str]]:
     """Persist a plan: challenges opened, mail queued or suppressed by the gate.
 
@@ -172,9 +222,8 @@ def apply_plan(
     nothing behind: its rows are rolled back to a savepoint, which only a plan
     that claims an address needs (and pays two round trips for).
     """
-    claims = any(s.challenge and s.challenge.purpose == Purpose.EMAIL_CHANGE for s in plan.emails)
-    if not claims:
-        return _apply(conn, event_id, app, plan, now)
+    if not _claims_address(plan):
+        return _apply(conn, event_id, app, plan, now, defer)
     with conn.begin_nested() as savepoint:
         result = _apply(conn, event_id, app, plan, now)
         if result[0] == ADDRESS_CLAIMED:
@@ -182,23 +231,31 @@ def apply_plan(
         return result
 
 
-def _apply(conn: Connection, event_id: uuid.UUID, app: str, plan: Plan, now: datetime):
+def _apply(conn: Connection, event_id, app: str, plan: Plan, now: datetime, defer=None):
     if plan.cancel_pending_change_of:
         challenges.revoke_user(conn, app, plan.cancel_pending_change_of, Purpose.EMAIL_CHANGE, now)
     queued, suppressed = [], []
+    # With ``defer``, new rows wait in it for the batch's end.
+    rows, emails = (defer.challenges, defer.emails) if defer is not None else (None, None)
     for spec in plan.emails:
         facts = outbox.send_facts(conn, app, spec, now - RATE_LIMIT_WINDOW, now)
         reason = gate(spec, facts)
         if reason is not None:
-            outbox.add_email(conn, event_id, app, spec, now, suppressed=reason)
+            outbox.add_email(conn, event_id, app, spec, now, suppressed=reason, defer=emails)
             suppressed.append(f"{spec.kind}:{reason}")
             continue
         challenge_id = None
         if spec.challenge is not None:
-            challenge_id = challenges.open_challenge(conn, app, event_id, spec.challenge, now)
+            challenge_id = challenges.open_challenge(
+                conn, app, event_id, spec.challenge, now, defer=rows
+            )
             if challenge_id is None:
                 return ADDRESS_CLAIMED, [], []
-        queued.append(outbox.add_email(conn, event_id, app, spec, now, challenge_id=challenge_id))
+        queued.append(
+            outbox.add_email(
+                conn, event_id, app, spec, now, challenge_id=challenge_id, defer=emails
+            )
+        )
     if suppressed and not queued:
         return f"suppressed:{suppressed[0].partition(':')[2]}", [], suppressed
     return plan.outcome, queued, suppressed

@@ -78,3 +78,25 @@ def test_concurrent_claims_of_one_address_cannot_both_win(make_mailroom):
     outcomes = sorted(row.outcome for row in mailroom.rows(EventRow))
     assert outcomes == ["queued"] + ["refused:address_claimed"] * 7
     assert len(mailroom.rows(Challenge, Challenge.purpose == "email_change")) == 1
+
+
+def test_a_dead_letter_keeps_nul_on_postgresql(make_mailroom):
+    mailroom = make_mailroom(start_worker=False)
+    intake.accept_batch(mailroom.rt, [("{\x00 bad", "event is not valid UTF-8")])
+    [failed] = mailroom.failed()
+    assert failed.reason == "invalid_event" and failed.payload == "{\\u0000 bad"
+
+
+def test_a_batch_is_one_transaction_that_sees_itself(make_mailroom):
+    mailroom = make_mailroom(start_worker=False)
+    mailroom.rt.dispatch.delivery = lambda _id: None
+    events = [make_event(data={"email": "ada@example.com"}) for _ in range(4)]
+    events.append(change(user="u1", current="bob@example.com", new="ada@example.org"))
+    intake.accept_batch(mailroom.rt, [(json.dumps(e), None) for e in events])
+    outcomes = {str(r.id): r.outcome for r in mailroom.rows(EventRow)}
+    assert [outcomes[e["id"]] for e in events] == ["queued"] * 3 + [
+        "suppressed:rate_limited",
+        "queued",
+    ]
+    live = mailroom.rows(Challenge, Challenge.superseded_at.is_(None))
+    assert sorted(c.purpose for c in live) == ["email_change", "signup"]

@@ -73,7 +73,8 @@ _RELEASE_CLAIMS = (
 _INSERT = insert(CHALLENGES)
 
 
-def _subject_of(spec: ChallengeSpec) -> str:
+def subject_of(spec: ChallengeSpec) -> str:
+    """What identifies "the same thing asked again" for this challenge."""
     subject = RULES[spec.purpose].same_subject
     if subject == Subject.USER:
         return spec.user_id
@@ -83,16 +84,24 @@ def _subject_of(spec: ChallengeSpec) -> str:
 
 
 def open_challenge(
-    conn: Connection, app: str, event_id: uuid.UUID, spec: ChallengeSpec, now: datetime
+    conn: Connection,
+    app: str,
+    event_id: uuid.UUID,
+    spec: ChallengeSpec,
+    now: datetime,
+    *,
+    defer: list[dict] | None = None,
 ) -> uuid.UUID | None:
     """Supersede the previous challenge for the same subject and open a new one.
 
     The new challenge inherits the wrong-attempt count of the live one it
     replaces, so asking for a new code never buys more guesses.  Returns None
     when an email change claims an address another user's live change holds.
+    With ``defer``, the new row is appended there for ``insert_rows`` (never for
+    an email change, which must meet its unique indexes at once).
     """
     if spec.purpose != Purpose.EMAIL_CHANGE:
-        return _open(conn, app, event_id, spec, now)
+        return _open(conn, app, event_id, spec, now, defer)
     # Only an email change can hit a unique index (one pending change per user,
     # one claim per address): it alone needs a savepoint to survive that.
     for _ in range(2):
@@ -108,10 +117,12 @@ def open_challenge(
     return None
 
 
-def _open(conn: Connection, app: str, event_id, spec: ChallengeSpec, now: datetime) -> uuid.UUID:
+def _open(
+    conn: Connection, app: str, event_id, spec: ChallengeSpec, now: datetime, defer=None
+) -> uuid.UUID:
     replaced = conn.execute(
         _SUPERSEDE[RULES[spec.purpose].same_subject],
-        {"b_app": app, "b_purpose": spec.purpose, "b_subject": _subject_of(spec), "b_now": now},
+        {"b_app": app, "b_purpose": spec.purpose, "b_subject": subject_of(spec), "b_now": now},
     ).all()
     # Failures carry over from every replaced challenge still in force (or not
     # yet mailed), by the database's clock.
@@ -127,24 +138,31 @@ def _open(conn: Connection, app: str, event_id, spec: ChallengeSpec, now: dateti
             },
         )
     challenge_id = uuid.uuid4()
-    conn.execute(
-        _INSERT,
-        {
-            "id": challenge_id,
-            "event_id": event_id,
-            "app": app,
-            "purpose": spec.purpose,
-            "user_id": spec.user_id,
-            "email": spec.email,
-            "email_key": address_key(spec.email),
-            "new_email": spec.new_email,
-            "new_email_key": address_key(spec.new_email) if spec.new_email else None,
-            "data": dict(spec.data),
-            "attempts": inherited,
-            "created_at": now,
-        },
-    )
+    row = {
+        "id": challenge_id,
+        "event_id": event_id,
+        "app": app,
+        "purpose": spec.purpose,
+        "user_id": spec.user_id,
+        "email": spec.email,
+        "email_key": address_key(spec.email),
+        "new_email": spec.new_email,
+        "new_email_key": address_key(spec.new_email) if spec.new_email else None,
+        "data": dict(spec.data),
+        "attempts": inherited,
+        "created_at": now,
+    }
+    if defer is None:
+        conn.execute(_INSERT, row)
+    else:
+        defer.append(row)
     return challenge_id
+
+
+def insert_rows(conn: Connection, rows: list[dict]) -> None:
+    """Insert the rows ``open_challenge`` deferred, in one round trip."""
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 def get(conn: Connection, challenge_id: uuid.UUID | None) -> Row | None:

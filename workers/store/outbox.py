@@ -95,30 +95,40 @@ def add_email(
     challenge_id: uuid.UUID | None = None,
     suppressed: Suppressed | None = None,
     replay_of: int | None = None,
+    defer: list[dict] | None = None,
 ) -> uuid.UUID:
+    """Queue (or record as suppressed) one email; with ``defer``, its row is
+    appended there for ``insert_rows`` instead of inserted now."""
     email_id = uuid.uuid4()
-    conn.execute(
-        _INSERT,
-        {
-            "id": email_id,
-            "event_id": event_id,
-            "challenge_id": challenge_id,
-            "app": app,
-            "kind": spec.kind,
-            "locale": spec.locale,
-            "recipient": spec.recipient,
-            "recipient_key": address_key(spec.recipient),
-            "context": dict(spec.context),
-            "status": EmailStatus.SUPPRESSED if suppressed else EmailStatus.QUEUED,
-            "suppressed_reason": suppressed,
-            "attempts": 0,
-            "deadline": spec.deadline,
-            "next_attempt_at": now,
-            "replay_of": replay_of,
-            "created_at": now,
-        },
-    )
+    row = {
+        "id": email_id,
+        "event_id": event_id,
+        "challenge_id": challenge_id,
+        "app": app,
+        "kind": spec.kind,
+        "locale": spec.locale,
+        "recipient": spec.recipient,
+        "recipient_key": address_key(spec.recipient),
+        "context": dict(spec.context),
+        "status": EmailStatus.SUPPRESSED if suppressed else EmailStatus.QUEUED,
+        "suppressed_reason": suppressed,
+        "attempts": 0,
+        "deadline": spec.deadline,
+        "next_attempt_at": now,
+        "replay_of": replay_of,
+        "created_at": now,
+    }
+    if defer is None:
+        conn.execute(_INSERT, row)
+    else:
+        defer.append(row)
     return email_id
+
+
+def insert_rows(conn: Connection, rows: list[dict]) -> None:
+    """Insert the rows ``add_email`` deferred, in one round trip."""
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 def get(conn: Connection, email_id: uuid.UUID | None) -> Row | None:

@@ -1,0 +1,89 @@
+"""A stream batch is one transaction: events in it see each other as if they had
+come one by one (rate limits, supersession, address claims), and a value the
+database refuses costs only its own event."""
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session
+
+from tests.conftest import change, make_event
+from workers import intake
+from workers.store import outbox
+from workers.store.tables import Challenge, Email, EventRow, FailedEmail
+
+
+def rows(unit, model, *where):
+    with Session(unit.rt.engine) as session:
+        return list(session.scalars(select(model).where(*where)))
+
+
+def signup(address: str) -> dict:
+    return make_event(data={"email": address, "name": "Ada"})
+
+
+def batch(unit, *events) -> None:
+    intake.accept_batch(unit.rt, [(json.dumps(e), None) for e in events])
+
+
+def outcomes(unit, events) -> list[str]:
+    by_id = {str(row.id): row.outcome for row in rows(unit, EventRow)}
+    return [by_id[e["id"]] for e in events]
+
+
+def test_a_rate_limit_counts_the_mails_earlier_in_the_same_batch(unit):
+    events = [signup("ada@example.com") for _ in range(4)] + [signup("bob@example.com")]
+    batch(unit, *events)
+    assert outcomes(unit, events) == ["queued"] * 3 + ["suppressed:rate_limited", "queued"]
+    unit.drain()
+    # Each request supersedes the one before: only the last code for Ada is mailed.
+    assert sorted(m["To"] for m in unit.transport.sent) == ["ada@example.com", "bob@example.com"]
+    live = [c for c in rows(unit, Challenge) if c.superseded_at is None]
+    assert sorted(c.email for c in live) == ["ada@example.com", "bob@example.com"]
+
+
+def test_an_email_change_in_a_batch_sees_the_claims_before_it(unit):
+    first = change(user="u1", current="ada@example.com", new="shared@example.org")
+    second = change(user="u2", current="bob@example.com", new="shared@example.org")
+    other = signup("carol@example.com")
+    batch(unit, other, first, second)
+    assert outcomes(unit, [other, first, second]) == [
+        "queued",
+        "queued",
+        "refused:address_claimed",
+    ]
+    assert {e.recipient for e in rows(unit, Email)} == {
+        "carol@example.com",
+        "shared@example.org",
+        "ada@example.com",
+    }
+
+
+def test_a_value_the_database_refuses_is_dead_lettered_alone(unit, monkeypatch):
+    # The schema keeps out every value we know PostgreSQL refuses (NUL, overlong
+    # strings); this stands in for one that slips through.
+    real = outbox.send_facts
+
+    def refusing(conn, app, spec, since, now):
+        if spec.recipient == "bob@example.com":
+            raise DataError("INSERT ...", {}, Exception("invalid byte sequence"))
+        return real(conn, app, spec, since, now)
+
+    monkeypatch.setattr(outbox, "send_facts", refusing)
+    ok, bad = signup("ada@example.com"), signup("bob@example.com")
+    duplicate = dict(ok)  # the same id twice in one batch is one event
+    batch(unit, ok, duplicate, bad)
+    assert [str(r.id) for r in rows(unit, EventRow)] == [ok["id"]]
+    [failed] = rows(unit, FailedEmail)
+    assert (failed.reason, failed.event_type) == ("invalid_event", "user.signup_requested")
+    assert failed.error == "the database refused it: invalid byte sequence"
+    assert json.loads(failed.payload)["id"] == bad["id"]
+    unit.drain()
+    assert [m["To"] for m in unit.transport.sent] == ["ada@example.com"]
+
+
+def test_nul_is_kept_on_a_dead_letter_as_its_escape(unit):
+    intake.accept_batch(unit.rt, [("\x00\xff bad", "event is not valid UTF-8")])
+    [failed] = rows(unit, FailedEmail)
+    assert failed.payload == "\\u0000\xff bad"
