@@ -21,9 +21,11 @@ and an SMTP server (an aiosmtpd sink, or Postfix with ``--target postfix``).
 import argparse
 import json
 import os
+import shutil
 import smtplib
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -85,8 +87,8 @@ class PostfixTarget:
     def __init__(self) -> None:
         from tests.peers import Certificates, Postfix
 
-        self.certificates = Certificates()
-        self.postfix = Postfix(self.certificates)
+        self.dir = Path(tempfile.mkdtemp(prefix="mailroom-bench-certs-"))
+        self.postfix = Postfix(Certificates(self.dir))
         self.port = self.postfix.port
         self.seen: set[str] = set()
 
@@ -111,6 +113,7 @@ class PostfixTarget:
 
     def stop(self) -> None:
         self.postfix.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def signup_mail() -> bytes:
