@@ -11,6 +11,8 @@ import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from domain.errors import DeliveryError
 from domain.messages import as_bytes
@@ -75,6 +77,11 @@ class Unit:
         if self.worker is not None:
             self.worker.stop()
         self.rt.close()
+
+    def rows(self, model, *where) -> list:
+        """Rows of a table, as the ORM reads them."""
+        with Session(self.rt.engine) as session:
+            return list(session.scalars(select(model).where(*where)))
 
     def log_lines(self) -> list[dict]:
         return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]

@@ -4,19 +4,12 @@ database refuses costs only its own event."""
 
 import json
 
-from sqlalchemy import select
 from sqlalchemy.exc import DataError
-from sqlalchemy.orm import Session
 
 from tests.conftest import change, make_event
 from workers import intake
 from workers.store import outbox
 from workers.store.tables import Challenge, Email, EventRow, FailedEmail
-
-
-def rows(unit, model, *where):
-    with Session(unit.rt.engine) as session:
-        return list(session.scalars(select(model).where(*where)))
 
 
 def signup(address: str) -> dict:
@@ -28,7 +21,7 @@ def batch(unit, *events) -> None:
 
 
 def outcomes(unit, events) -> list[str]:
-    by_id = {str(row.id): row.outcome for row in rows(unit, EventRow)}
+    by_id = {str(row.id): row.outcome for row in unit.rows(EventRow)}
     return [by_id[e["id"]] for e in events]
 
 
@@ -39,7 +32,7 @@ def test_a_rate_limit_counts_the_mails_earlier_in_the_same_batch(unit):
     unit.drain()
     # Each request supersedes the one before: only the last code for Ada is mailed.
     assert sorted(m["To"] for m in unit.transport.sent) == ["ada@example.com", "bob@example.com"]
-    live = [c for c in rows(unit, Challenge) if c.superseded_at is None]
+    live = [c for c in unit.rows(Challenge) if c.superseded_at is None]
     assert sorted(c.email for c in live) == ["ada@example.com", "bob@example.com"]
 
 
@@ -53,7 +46,7 @@ def test_an_email_change_in_a_batch_sees_the_claims_before_it(unit):
         "queued",
         "refused:address_claimed",
     ]
-    assert {e.recipient for e in rows(unit, Email)} == {
+    assert {e.recipient for e in unit.rows(Email)} == {
         "carol@example.com",
         "shared@example.org",
         "ada@example.com",
@@ -74,8 +67,8 @@ def test_a_value_the_database_refuses_is_dead_lettered_alone(unit, monkeypatch):
     ok, bad = signup("ada@example.com"), signup("bob@example.com")
     duplicate = dict(ok)  # the same id twice in one batch is one event
     batch(unit, ok, duplicate, bad)
-    assert [str(r.id) for r in rows(unit, EventRow)] == [ok["id"]]
-    [failed] = rows(unit, FailedEmail)
+    assert [str(r.id) for r in unit.rows(EventRow)] == [ok["id"]]
+    [failed] = unit.rows(FailedEmail)
     assert (failed.reason, failed.event_type) == ("invalid_event", "user.signup_requested")
     assert failed.error == "the database refused it: invalid byte sequence"
     assert json.loads(failed.payload)["id"] == bad["id"]
@@ -85,5 +78,5 @@ def test_a_value_the_database_refuses_is_dead_lettered_alone(unit, monkeypatch):
 
 def test_nul_is_kept_on_a_dead_letter_as_its_escape(unit):
     intake.accept_batch(unit.rt, [("\x00\xff bad", "event is not valid UTF-8")])
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert failed.payload == "\\u0000\xff bad"

@@ -5,8 +5,6 @@ import uuid
 from datetime import timedelta
 
 import dramatiq
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from domain.events import parse_event
 from domain.flows import ChallengeSpec, EmailSpec, Plan
@@ -21,16 +19,11 @@ from workers.store.tables import Challenge, Email, EventRow, FailedEmail
 from workers.sweeper import STALE_QUEUED_AFTER
 
 
-def rows(unit, model, *where):
-    with Session(unit.rt.engine) as session:
-        return list(session.scalars(select(model).where(*where)))
-
-
 def queued_email(unit, event: dict | None = None) -> Email:
     """An event accepted, its mail queued (and its delivery message left unsent)."""
     unit.rt.dispatch.delivery = lambda _id: None
     intake.accept_event(unit.rt, json.dumps(event or make_event()))
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
     return email
 
 
@@ -57,7 +50,7 @@ def test_an_event_the_broker_gave_up_on_is_dead_lettered_redacted(unit):
 
     DeadLetters(unit.rt).after_nack(unit.rt.broker, nacked_event(raw))
 
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert (failed.reason, failed.status, failed.attempts) == ("retries_exhausted", "dead", 10)
     assert failed.error == "retries exhausted"
     assert failed.email_id is None
@@ -75,7 +68,7 @@ def test_an_event_whose_handling_keeps_failing_is_dead_lettered_by_the_worker(un
     unit.rt.broker.get_actor(HANDLE_EVENT).send_with_options(args=(raw, None), max_retries=0)
     unit.drain()
 
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert failed.reason == "retries_exhausted"
     assert failed.error == "ConnectionError: database is down"
     assert "hunter2" not in failed.payload
@@ -99,10 +92,10 @@ def test_a_delivery_the_broker_gave_up_on_is_dead_lettered_with_the_emails_error
 
     DeadLetters(unit.rt).after_nack(unit.rt.broker, message)
 
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert (failed.reason, failed.error) == ("retries_exhausted", "SMTP 421 4.7.0 try again later")
     assert (failed.email_id, failed.attempts, failed.kind) == (email.id, 4, "signup")
-    assert rows(unit, Email)[0].status == "failed"
+    assert unit.rows(Email)[0].status == "failed"
 
 
 # ---------------------------------------------------------------- b. a live claim is not ended
@@ -115,33 +108,33 @@ def test_exhausted_retries_file_nothing_while_another_worker_holds_the_email(uni
         lease_until = outbox.claim(conn, email.id, now, SEND_LEASE).lease_until
 
     assert delivery.dead_letter_exhausted(unit.rt, email.id, "Retry: gave up") is None
-    assert rows(unit, FailedEmail) == []
-    [held] = rows(unit, Email)
+    assert unit.rows(FailedEmail) == []
+    [held] = unit.rows(Email)
     assert (held.status, held.lease_until) == ("sending", lease_until)
 
     # The other worker died: once its claim lapses, the email is ended.
     lapsed = lease_until + timedelta(seconds=1)
     unit.rt.clock = lambda: lapsed
     failed_id = delivery.dead_letter_exhausted(unit.rt, email.id, "Retry: gave up")
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert failed.id == failed_id
     assert (failed.reason, failed.error, failed.email_id) == (
         "retries_exhausted",
         "Retry: gave up",
         email.id,
     )
-    [ended] = rows(unit, Email)
+    [ended] = unit.rows(Email)
     assert (ended.status, ended.lease_until) == ("failed", None)
 
 
 def test_exhausted_retries_file_nothing_for_a_sent_email(unit):
     intake.accept_event(unit.rt, json.dumps(make_event()))
     unit.drain()
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
     assert email.status == "sent"
 
     assert delivery.dead_letter_exhausted(unit.rt, email.id, "Retry: gave up") is None
-    assert rows(unit, FailedEmail) == [] and rows(unit, Email)[0].status == "sent"
+    assert unit.rows(FailedEmail) == [] and unit.rows(Email)[0].status == "sent"
 
 
 # ---------------------------------------------------------------- c. a plan refused half-way
@@ -149,8 +142,8 @@ def test_exhausted_retries_file_nothing_for_a_sent_email(unit):
 
 def test_a_plan_refused_half_way_leaves_no_mail_behind(unit):
     intake.accept_event(unit.rt, json.dumps(change("u1", "ada@example.com", "new@example.com")))
-    [held] = rows(unit, Challenge)
-    before = {e.id for e in rows(unit, Email)}
+    [held] = unit.rows(Challenge)
+    before = {e.id for e in unit.rows(Email)}
 
     event = parse_event(json.dumps(change("u2", "bob@example.com", "new@example.com")))
     now = unit.rt.clock()
@@ -180,13 +173,13 @@ def test_a_plan_refused_half_way_leaves_no_mail_behind(unit):
         assert result == ("refused:address_claimed", [], [])
         ledger.set_outcome(conn, event.id, result[0])  # the session is still usable
 
-    assert {e.id for e in rows(unit, Email)} == before
-    assert rows(unit, Email, Email.event_id == event.id) == []
-    assert rows(unit, Email, Email.recipient == "bob@example.com") == []
-    [row] = rows(unit, EventRow, EventRow.id == event.id)
+    assert {e.id for e in unit.rows(Email)} == before
+    assert unit.rows(Email, Email.event_id == event.id) == []
+    assert unit.rows(Email, Email.recipient == "bob@example.com") == []
+    [row] = unit.rows(EventRow, EventRow.id == event.id)
     assert row.outcome == "refused:address_claimed"
     # The holder's change is untouched; no challenge was opened for u2.
-    [still] = rows(unit, Challenge)
+    [still] = unit.rows(Challenge)
     assert still.id == held.id and still.revoked_at is None and still.superseded_at is None
 
 
@@ -199,7 +192,7 @@ def test_a_refused_email_change_event_sends_not_even_its_notice(unit):
     unit.drain()
 
     assert len(unit.transport.sent) == 2
-    assert rows(unit, Email, Email.event_id == uuid.UUID(second["id"])) == []
+    assert unit.rows(Email, Email.event_id == uuid.UUID(second["id"])) == []
 
 
 # ---------------------------------------------------------------- d. the sweeper hands out once
@@ -216,7 +209,7 @@ def test_a_due_email_is_handed_out_once(unit):
         assert outbox.due(conn, later, STALE_QUEUED_AFTER, 100) == [email.id]
     with unit.rt.engine.begin() as conn:
         assert outbox.due(conn, later, STALE_QUEUED_AFTER, 100) == []
-    [pushed] = rows(unit, Email)
+    [pushed] = unit.rows(Email)
     assert (pushed.status, pushed.next_attempt_at) == ("queued", later)
     # Still undelivered a stale period later: handed out again.
     again = later + STALE_QUEUED_AFTER
@@ -235,12 +228,12 @@ def test_a_lapsed_sending_claim_is_queued_again_and_handed_out(unit):
     while_held = lease_until - timedelta(seconds=1)
     with unit.rt.engine.begin() as conn:
         assert outbox.due(conn, while_held, STALE_QUEUED_AFTER, 100) == []
-    assert rows(unit, Email)[0].status == "sending"
+    assert unit.rows(Email)[0].status == "sending"
 
     lapsed = lease_until + timedelta(seconds=1)
     with unit.rt.engine.begin() as conn:
         assert outbox.due(conn, lapsed, STALE_QUEUED_AFTER, 100) == [email.id]
-    [requeued] = rows(unit, Email)
+    [requeued] = unit.rows(Email)
     assert (requeued.status, requeued.lease_until) == ("queued", None)
     with unit.rt.engine.begin() as conn:
         assert outbox.due(conn, lapsed, STALE_QUEUED_AFTER, 100) == []
@@ -261,7 +254,7 @@ def test_the_sweep_respects_its_batch_limit(unit):
     with unit.rt.engine.begin() as conn:
         rest = outbox.due(conn, later, STALE_QUEUED_AFTER, 2)
     assert len(first) == 2 and len(rest) == 1
-    assert set(first) | set(rest) == {e.id for e in rows(unit, Email)}
+    assert set(first) | set(rest) == {e.id for e in unit.rows(Email)}
 
 
 # ---------------------------------------------------------------- e. counting dead letters

@@ -5,8 +5,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from domain import tokens
 from domain.errors import PermanentError, TransientError, TransportConfigError
@@ -37,11 +35,6 @@ def no_quick_waits(monkeypatch):
     monkeypatch.setattr(delivery, "QUICK_RETRY_DELAYS", (0, 0, 0))
 
 
-def rows(unit, model, *where):
-    with Session(unit.rt.engine) as session:
-        return list(session.scalars(select(model).where(*where)))
-
-
 def accept(unit, event=None) -> None:
     intake.accept_event(unit.rt, json.dumps(event or make_event()))
 
@@ -68,10 +61,10 @@ def test_the_mail_is_complete_and_its_secret_is_issued_at_send_time(unit):
     assert link in text and f'href="{link}"' in html
     assert "Ada" in text
 
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
     assert (email.status, email.attempts, email.message_id) == ("sent", 1, message["Message-ID"])
     assert code not in json.dumps(email.context) and token not in json.dumps(email.context)
-    [challenge] = rows(unit, Challenge)
+    [challenge] = unit.rows(Challenge)
     pepper = TOKEN_SECRET.encode()
     assert challenge.key_id == "k1"
     assert challenge.code_hash == tokens.code_digest(
@@ -97,7 +90,7 @@ def test_transient_failures_within_the_quick_retries_cost_one_delivery(unit, no_
     unit.drain()
 
     assert len(unit.rt.transport.sent) == 1
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
     assert (email.status, email.attempts, email.last_error) == ("sent", 3, None)
     assert logged(unit, "email.retrying") == []
 
@@ -110,11 +103,11 @@ def test_a_transient_failure_is_retried_by_the_broker_then_sent(unit, no_quick_w
     unit.drain()
 
     assert len(unit.rt.transport.sent) == 1
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
     assert (email.status, email.attempts, email.last_error) == ("sent", 6, None)
     retrying = logged(unit, "email.retrying")
     assert [(r["attempts"], r["error"]) for r in retrying] == [(4, "421 4.7.0 try again later")]
-    assert rows(unit, FailedEmail) == []
+    assert unit.rows(FailedEmail) == []
 
 
 def test_a_permanent_rejection_is_dead_lettered_after_one_attempt(unit):
@@ -123,12 +116,12 @@ def test_a_permanent_rejection_is_dead_lettered_after_one_attempt(unit):
     unit.drain()
 
     assert unit.transport.sent == [] and unit.transport.attempts == 1
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert (failed.reason, failed.attempts, failed.status) == ("rejected", 1, "dead")
     assert failed.error == "SMTP 550 5.1.1 mailbox unavailable"
     assert (failed.kind, failed.recipient) == ("signup", "ada@example.com")
     assert failed.event_type == "user.signup_requested"
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
     assert (email.status, email.attempts) == ("failed", 1)
     assert failed.email_id == email.id
     [line] = logged(unit, "email.dead_lettered")
@@ -141,10 +134,10 @@ def test_a_misconfigured_transport_is_dead_lettered_as_such(unit):
     unit.drain()
 
     assert unit.transport.sent == [] and unit.transport.attempts == 1
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert failed.reason == "misconfigured"
     assert failed.error == "login refused (check MAILROOM_SMTP_PASSWORD)"
-    assert rows(unit, Email)[0].status == "failed"
+    assert unit.rows(Email)[0].status == "failed"
 
 
 def test_a_code_past_its_deadline_is_not_sent(unit):
@@ -154,26 +147,26 @@ def test_a_code_past_its_deadline_is_not_sent(unit):
     unit.drain()
 
     assert unit.transport.attempts == 0
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert (failed.reason, failed.attempts) == ("expired_before_delivery", 0)
     assert failed.error == "the deadline passed before the first attempt"
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
     assert email.status == "failed"
     # No secret was ever issued for it.
-    assert rows(unit, Challenge)[0].code_hash is None
+    assert unit.rows(Challenge)[0].code_hash is None
 
 
 def test_retries_that_would_land_past_the_deadline_are_dead_lettered(unit, no_quick_waits):
     unit.transport.fail_with = TransientError("connection refused")
     accept(unit)
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
     # The next broker retry (10-50 ms away) would come after the deadline.
     just_before = email.deadline - timedelta(milliseconds=5)
     unit.rt.clock = lambda: just_before
     unit.drain()
 
     assert unit.transport.attempts == 4  # one try and three quick retries
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert (failed.reason, failed.attempts) == ("expired_before_delivery", 4)
     assert failed.error == "connection refused"
 
@@ -183,25 +176,25 @@ def test_a_superseded_challenges_mail_is_suppressed_not_sent(unit):
     accept(unit)  # asked again before the first mail left
     unit.drain()
 
-    first, second = sorted(rows(unit, Email), key=lambda e: e.created_at)
+    first, second = sorted(unit.rows(Email), key=lambda e: e.created_at)
     assert (first.status, first.suppressed_reason) == ("suppressed", "superseded")
     assert (second.status, second.suppressed_reason) == ("sent", None)
     assert len(unit.transport.sent) == 1 and unit.transport.attempts == 1
     [line] = logged(unit, "email.suppressed")
     assert (line["email_id"], line["why"]) == (str(first.id), "superseded")
-    assert rows(unit, FailedEmail) == []
+    assert unit.rows(FailedEmail) == []
 
 
 def test_a_redelivered_deliver_for_a_sent_email_sends_nothing(unit):
     accept(unit)
     unit.drain()
-    [email] = rows(unit, Email)
+    [email] = unit.rows(Email)
 
     assert delivery.deliver_email(unit.rt, email.id).status == "skipped"
     unit.rt.dispatch.delivery(email.id)
     unit.drain()
     assert len(unit.transport.sent) == 1
-    [after] = rows(unit, Email)
+    [after] = unit.rows(Email)
     assert (after.status, after.attempts, after.message_id) == ("sent", 1, email.message_id)
 
 
@@ -212,5 +205,5 @@ def test_a_notice_carries_no_secret(unit):
 
     [message] = unit.transport.sent
     assert message["Subject"] == "Your notes password was changed"
-    assert rows(unit, Challenge) == []
-    assert rows(unit, Email)[0].status == "sent"
+    assert unit.rows(Challenge) == []
+    assert unit.rows(Email)[0].status == "sent"

@@ -4,8 +4,6 @@ import json
 from email import message_from_bytes, policy
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from domain.apps import Directory
 from domain.errors import PermanentError, VerificationFailed
@@ -36,18 +34,13 @@ class RejectingFirst(RecordingTransport):
         return super().send(message, sender=sender, recipient=recipient)
 
 
-def rows(unit, model, *where):
-    with Session(unit.rt.engine) as session:
-        return list(session.scalars(select(model).where(*where)))
-
-
 @pytest.fixture
 def rejected(unit):
     """A signup whose mail was rejected: its dead letter."""
     unit.rt.transport = RejectingFirst()
     intake.accept_event(unit.rt, json.dumps(make_event()))
     unit.drain()
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert (failed.reason, failed.status) == ("rejected", "dead")
     return failed
 
@@ -69,10 +62,10 @@ def test_a_replayed_rejection_is_mailed_with_a_new_code(unit, rejected):
     assert message["To"] == "ada@example.com"
     new_code = code_in(message)
     assert new_code != old_code
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert failed.status == "replayed" and str(failed.replayed_email_id) == result.new_email_id
     assert failed.replayed_at is not None
-    original, copy = sorted(rows(unit, Email), key=lambda e: e.created_at)
+    original, copy = sorted(unit.rows(Email), key=lambda e: e.created_at)
     assert (original.status, copy.status) == ("failed", "sent")
     assert copy.replay_of == rejected.id and copy.challenge_id == original.challenge_id
     assert str(copy.id) == result.new_email_id
@@ -94,7 +87,7 @@ def test_a_dead_letter_is_replayed_once(unit, rejected):
     assert second.as_dict() == {"id": rejected.id, "error": second.error}
     unit.drain()
     assert len(unit.rt.transport.sent) == 1
-    assert len(rows(unit, Email)) == 2
+    assert len(unit.rows(Email)) == 2
 
 
 def test_a_dry_run_changes_nothing(unit, rejected):
@@ -103,9 +96,9 @@ def test_a_dry_run_changes_nothing(unit, rejected):
     assert result.as_dict() == {"id": rejected.id, "would_replay": "email", "reason": "rejected"}
     unit.drain()
     assert unit.rt.transport.sent == []
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert (failed.status, failed.replayed_at, failed.replayed_email_id) == ("dead", None, None)
-    assert len(rows(unit, Email)) == 1
+    assert len(unit.rows(Email)) == 1
     # The real replay still works afterwards.
     assert replay(unit.rt, None, rejected.id, dry_run=False).error is None
 
@@ -116,7 +109,7 @@ def test_a_discarded_dead_letter_is_not_replayed(unit, rejected):
     result = replay(unit.rt, None, rejected.id, dry_run=False)
     assert result.error == f"dead letter {rejected.id} is already discarded"
     unit.drain()
-    assert unit.rt.transport.sent == [] and len(rows(unit, Email)) == 1
+    assert unit.rt.transport.sent == [] and len(unit.rows(Email)) == 1
 
 
 def test_an_unknown_dead_letter_is_an_error(unit):
@@ -135,10 +128,10 @@ def test_a_replayed_mail_whose_challenge_was_used_meanwhile_is_not_sent(unit, re
     result = replay(unit.rt, None, rejected.id, dry_run=False)
     unit.drain()
     assert len(unit.rt.transport.sent) == 1
-    [copy] = rows(unit, Email, Email.replay_of == rejected.id)
+    [copy] = unit.rows(Email, Email.replay_of == rejected.id)
     assert (copy.status, copy.suppressed_reason) == ("suppressed", "superseded")
     assert str(copy.id) == result.new_email_id
-    assert sum(c.consumed_at is not None for c in rows(unit, Challenge)) == 1
+    assert sum(c.consumed_at is not None for c in unit.rows(Challenge)) == 1
 
 
 class FakeStream:
@@ -158,7 +151,7 @@ class FakeStream:
 def refused_event(unit) -> FailedEmail:
     unit.rt.apps = Directory(apps={}, default=None)
     intake.accept_event(unit.rt, json.dumps(make_event(source="elsewhere")))
-    [failed] = rows(unit, FailedEmail)
+    [failed] = unit.rows(FailedEmail)
     assert failed.reason == "unknown_source"
     return failed
 
@@ -173,7 +166,7 @@ def test_a_refused_event_is_published_again_once(unit):
     }
     [(name, fields)] = stream.entries
     assert name == "mailroom:events" and fields == {"event": failed.payload}
-    assert rows(unit, FailedEmail)[0].status == "replayed"
+    assert unit.rows(FailedEmail)[0].status == "replayed"
     again = replay(unit.rt, stream, failed.id, dry_run=False)
     assert again.error == f"dead letter {failed.id} is already replayed"
     assert len(stream.entries) == 1
@@ -183,5 +176,5 @@ def test_an_event_replay_redis_refuses_leaves_the_dead_letter_dead(unit):
     failed = refused_event(unit)
     with pytest.raises(ConnectionError):
         replay(unit.rt, FakeStream(fail=True), failed.id, dry_run=False)
-    [row] = rows(unit, FailedEmail)
+    [row] = unit.rows(FailedEmail)
     assert (row.status, row.replayed_at) == ("dead", None)

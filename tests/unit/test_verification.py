@@ -5,8 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
 from domain.errors import VerificationFailed
 from tests.conftest import make_event
@@ -14,11 +13,6 @@ from tests.mail import code_in, parts, secrets_in, to, token_in
 from workers import intake
 from workers.store.tables import Challenge, Email
 from workers.verification import Verifier
-
-
-def rows(unit, model, *where):
-    with Session(unit.rt.engine) as session:
-        return list(session.scalars(select(model).where(*where)))
 
 
 def failure(call, *args) -> str:
@@ -71,7 +65,7 @@ def test_the_right_code_verifies_once_and_uses_the_challenge_up(unit, verifier):
     code = code_in(mailed(unit, signup()))
 
     verified = verifier.verify_code("notes", "signup", "ADA@example.com", code)
-    [challenge] = rows(unit, Challenge)
+    [challenge] = unit.rows(Challenge)
     assert (verified.purpose, verified.email, verified.challenge_id) == (
         "signup",
         "ada@example.com",
@@ -102,7 +96,7 @@ def test_five_wrong_codes_lock_the_challenge(unit, verifier):
                for _ in range(5)]  # fmt: skip
     assert answers == ["invalid"] * 5
     assert failure(verifier.verify_code, "notes", "signup", "ada@example.com", code) == "locked"
-    [challenge] = rows(unit, Challenge)
+    [challenge] = unit.rows(Challenge)
     assert challenge.attempts == 5 and challenge.consumed_at is None
 
 
@@ -127,7 +121,7 @@ def test_ten_failures_in_a_row_cool_the_address_down(unit, verifier):
     # And no new code is mailed meanwhile.
     event = signup()
     intake.accept_event(unit.rt, json.dumps(event))
-    [suppressed] = rows(unit, Email, Email.event_id == uuid.UUID(event["id"]))
+    [suppressed] = unit.rows(Email, Email.event_id == uuid.UUID(event["id"]))
     assert (suppressed.status, suppressed.suppressed_reason) == ("suppressed", "locked")
 
 
@@ -204,7 +198,7 @@ def test_peeking_does_not_consume(unit, verifier):
     for _ in range(2):
         peeked = verifier.peek_token("notes", "signup", token)
         assert peeked.email == "ada@example.com" and peeked.expires_at is not None
-    assert rows(unit, Challenge)[0].consumed_at is None
+    assert unit.rows(Challenge)[0].consumed_at is None
     assert verifier.consume_token("notes", "signup", token)
 
 
@@ -231,7 +225,7 @@ def test_a_reset_link_revokes_the_users_other_resets(unit, verifier):
     assert verifier.consume_token("notes", "password_reset", home).user_id == "u1"
     assert failure(verifier.consume_token, "notes", "password_reset", home) == "invalid"
     assert failure(verifier.consume_token, "notes", "password_reset", work) == "invalid"
-    [revoked] = rows(unit, Challenge, Challenge.email == "ada.work@example.com")
+    [revoked] = unit.rows(Challenge, Challenge.email == "ada.work@example.com")
     assert revoked.revoked_at is not None
     assert verifier.consume_token("notes", "password_reset", other_user).user_id == "u2"
 
@@ -255,7 +249,7 @@ def test_verifying_an_email_change_notifies_the_old_address_and_revokes_the_rest
         "ada@example.org",
     )
     # The notice is queued, then leaves with the next drain.
-    [notice] = rows(unit, Email, Email.kind == "email_changed")
+    [notice] = unit.rows(Email, Email.kind == "email_changed")
     assert (notice.recipient, notice.status, notice.challenge_id) == (
         "ada@example.com",
         "queued",
@@ -271,7 +265,7 @@ def test_verifying_an_email_change_notifies_the_old_address_and_revokes_the_rest
     assert failure(verifier.verify_code, "notes", "login", "ada@example.com", login_code) == (
         "invalid"
     )
-    assert all(c.revoked_at or c.consumed_at for c in rows(unit, Challenge))
+    assert all(c.revoked_at or c.consumed_at for c in unit.rows(Challenge))
 
 
 def test_an_email_change_link_works_like_its_code(unit, verifier):
@@ -288,7 +282,7 @@ def test_an_email_change_link_works_like_its_code(unit, verifier):
 
 def test_a_revoked_challenge_no_longer_verifies(unit, verifier):
     code = code_in(mailed(unit, signup()))
-    [challenge] = rows(unit, Challenge)
+    [challenge] = unit.rows(Challenge)
     assert verifier.revoke_challenge("other-app", str(challenge.id)) == 0
     assert verifier.revoke_challenge("notes", "not-a-uuid") == 0
     assert verifier.revoke_challenge("notes", str(challenge.id)) == 1
