@@ -134,12 +134,10 @@ class IngressBridge(threading.Thread):
                     ensure_group(self.client)
                     group_ready = True
                 self.pump()
-            except redis.ResponseError as exc:
+            except redis.RedisError as exc:
                 # NOGROUP: Redis came back without its data; the group is made anew.
                 group_ready = "NOGROUP" not in str(exc)
-                log.warning("ingress.redis_error", error=str(exc))
-                self.stopping.wait(1.0)
-            except redis.RedisError as exc:
+                self.holding = True  # whatever we had read is read again
                 log.warning("ingress.redis_error", error=str(exc))
                 self.stopping.wait(1.0)
             except Exception as exc:

@@ -94,7 +94,13 @@ def _sort(rt: Runtime, entries: list[Entry], now: datetime):
             log.info("event.duplicate", event_id=str(event.id), type=event.type)
             continue
         seen.add(event.id)
-        accepted.append(_Accepted(event, plan_event(event, now, rt.policy)))
+        try:
+            plan = plan_event(event, now, rt.policy)
+        except Exception as exc:  # a bug this event meets: it must not hold up the stream
+            error = f"could not be planned: {type(exc).__name__}: {exc}"
+            refused.append(_Refused(raw, Reason.INVALID_EVENT, error, event))
+            continue
+        accepted.append(_Accepted(event, plan))
     return accepted, refused
 
 

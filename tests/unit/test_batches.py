@@ -80,3 +80,20 @@ def test_nul_is_kept_on_a_dead_letter_as_its_escape(unit):
     intake.accept_batch(unit.rt, [("\x00\xff bad", "event is not valid UTF-8")])
     [failed] = unit.rows(FailedEmail)
     assert failed.payload == "\\u0000\xff bad"
+
+
+def test_an_event_the_planner_fails_on_is_dead_lettered_alone(unit, monkeypatch):
+    real = intake.plan_event
+
+    def failing(event, now, policy):
+        if event.data.email == "bob@example.com":
+            raise KeyError("a bug")
+        return real(event, now, policy)
+
+    monkeypatch.setattr(intake, "plan_event", failing)
+    ok, bad = signup("ada@example.com"), signup("bob@example.com")
+    batch(unit, ok, bad)
+    [failed] = unit.rows(FailedEmail)
+    assert failed.reason == "invalid_event"
+    assert failed.error == "could not be planned: KeyError: 'a bug'"
+    assert [str(r.id) for r in unit.rows(EventRow)] == [ok["id"]]
