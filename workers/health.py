@@ -1,7 +1,8 @@
 """Transport health the operator can see (`mailroom status`), shared by all workers.
 
 A transport that turns out to be set up wrong is recorded as ``misconfigured``
-with the error and the setting to fix; its next success records ``ok``.  Each
+with the error and the setting to fix; one that fails for now (down, 4xx) as
+``failing`` with the error; its next success records ``ok``.  Each
 process writes only when the state it last wrote changes.
 """
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 
 import redis
 
+from domain.errors import TransportConfigError
 from workers.logs import get_logger
 
 #: Redis hash: transport name -> JSON state.
@@ -30,9 +32,17 @@ class TransportHealth:
         self.written: dict[str, tuple[str, float]] = {}
         self.lock = threading.Lock()
 
-    def report(self, name: str, error) -> None:
+    def report(self, name: str, error: Exception | None) -> None:
+        """``error``: None after a success; a ``TransportConfigError`` (misconfigured)
+        or any other delivery error (failing) after a failure."""
+        if error is None:
+            condition = "ok"
+        elif isinstance(error, TransportConfigError):
+            condition = "misconfigured"
+        else:
+            condition = "failing"
         state = {
-            "state": "ok" if error is None else "misconfigured",
+            "state": condition,
             "error": str(error) if error is not None else None,
             "setting": getattr(error, "setting", None),
         }

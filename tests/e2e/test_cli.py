@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -12,6 +13,9 @@ from tests.commands import MAILROOM, run
 from tests.conftest import TOKEN_SECRET, make_event
 from tests.mail import secrets_in
 from tests.servers import wait_until
+from workers import intake
+from workers.delivery import SEND_LEASE
+from workers.store import outbox
 
 
 def code_digest_of(challenge, code: str) -> str:
@@ -209,6 +213,7 @@ def test_status_shows_health_mail_dead_letters_and_queues(make_mailroom, env, sm
     assert json.loads(report.stdout) == {
         "transports": {"smtp": {"state": "unknown", "error": None, "setting": None}},
         "emails": {},
+        "stale_sending": 0,
         "dead_letters": 0,
         "queues": {"ingress": 1, "events": 1, "mail": 0},
     }
@@ -220,6 +225,40 @@ def test_status_shows_health_mail_dead_letters_and_queues(make_mailroom, env, sm
     lines = text.stdout.splitlines()
     assert lines[0].startswith("transport smtp: ok")
     assert "emails: sent 1" in lines and "dead letters: 1" in lines
+
+
+def test_status_shows_a_failing_transport_while_it_fails(make_mailroom, env, smtp_sink):
+    smtp_sink.stop()
+    mailroom = make_mailroom()
+    mailroom.publish(make_event())
+    wait_until(
+        lambda: any(line["event"] == "email.attempt_failed" for line in mailroom.log_lines()),
+        what="a failed attempt",
+    )
+    failing = run(env, "status", "--json")
+    assert failing.returncode == 1
+    smtp = json.loads(failing.stdout)["transports"]["smtp"]
+    assert smtp["state"] == "failing" and "unreachable" in smtp["error"]
+    assert run(env, "status").stdout.startswith("transport smtp: failing: SMTP 127.0.0.1")
+
+    smtp_sink.start()
+    mailroom.wait_for_status("sent", timeout=20)
+    recovered = run(env, "status", "--json")
+    assert recovered.returncode == 0
+    assert json.loads(recovered.stdout)["transports"]["smtp"]["state"] == "ok"
+
+
+def test_status_counts_emails_held_past_their_claim_as_stale(make_mailroom, env):
+    mailroom = make_mailroom(start_worker=False)
+    mailroom.rt.dispatch.delivery = lambda _id: None
+    intake.accept_event(mailroom.rt, json.dumps(make_event()))
+    [email] = mailroom.emails()
+    long_ago = mailroom.rt.clock() - SEND_LEASE - timedelta(minutes=1)
+    with mailroom.rt.engine.begin() as conn:  # a worker claimed it, then died
+        assert outbox.claim(conn, email.id, long_ago, SEND_LEASE) is not None
+    report = run(env, "status", "--json")
+    assert json.loads(report.stdout)["stale_sending"] == 1
+    assert "stale: 1 sending past their claim (their worker is gone)" in run(env, "status").stdout
 
 
 def test_a_database_without_the_schema_says_what_to_run(tmp_path):

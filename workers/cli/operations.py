@@ -135,7 +135,9 @@ def send_test(recipient: str, app_id: str | None, as_json: bool) -> None:
 def status(as_json: bool) -> None:
     """Transports' health, mail by status, dead letters and queue depths.
 
-    Exit 1 when a transport is misconfigured (for monitoring).
+    Emails still `sending` after their claim lapsed are counted as stale (their
+    worker died; the sweeper sends them again).  Exit 1 when a transport is
+    misconfigured or failing (for monitoring).
     """
     from workers import health
     from workers.actors import EVENTS_QUEUE, MAIL_QUEUE
@@ -146,6 +148,7 @@ def status(as_json: bool) -> None:
     settings = current_settings()
     with open_engine().connect() as conn:
         emails = outbox.count_by_status(conn)
+        stale = outbox.count_stale(conn, datetime.now(UTC))
         dead = dead_letters.count(conn)
     with redis.Redis.from_url(redis_url_for(settings)) as client:
         transports = health.read(client)
@@ -157,8 +160,14 @@ def status(as_json: bool) -> None:
     unknown = {"state": "unknown", "error": None, "setting": None}
     # Only what is configured now: a transport dropped from the list is history.
     transports = {name: transports.get(name, unknown) for name in settings.transports}
-    report = {"transports": transports, "emails": emails, "dead_letters": dead, "queues": queues}
-    broken = any(state["state"] == "misconfigured" for state in transports.values())
+    report = {
+        "transports": transports,
+        "emails": emails,
+        "stale_sending": stale,
+        "dead_letters": dead,
+        "queues": queues,
+    }
+    broken = any(state["state"] in ("misconfigured", "failing") for state in transports.values())
     if as_json:
         echo_json(report)
         sys.exit(EXIT_FAILED if broken else 0)
@@ -168,6 +177,8 @@ def status(as_json: bool) -> None:
             line += f": {state['error']}"
         click.echo(line)
     click.echo("emails: " + (", ".join(f"{k} {v}" for k, v in sorted(emails.items())) or "none"))
+    if stale:
+        click.echo(f"stale: {stale} sending past their claim (their worker is gone)")
     click.echo(f"dead letters: {dead}")
     click.echo("queued: " + ", ".join(f"{k} {v}" for k, v in queues.items()))
     if broken:

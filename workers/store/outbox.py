@@ -322,6 +322,15 @@ def due(conn: Connection, now: datetime, stale_after: timedelta, limit: int) -> 
     return ids
 
 
+def count_stale(conn: Connection, now: datetime) -> int:
+    """Emails held for sending by a claim that has lapsed: their worker is gone."""
+    return conn.scalar(
+        select(func.count())
+        .select_from(EMAILS)
+        .where(E.status == EmailStatus.SENDING, E.lease_until < now)
+    )
+
+
 def count_by_status(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(E.status, func.count()).group_by(E.status))
     return {status: count for status, count in rows}

@@ -57,6 +57,7 @@ class Chain:
             except TransientError as exc:
                 breaker.failed(self.clock())
                 self.last_error[transport.name] = exc
+                self._report(transport.name, exc)
                 failures.append((transport.name, exc))
                 continue
             breaker.succeeded()
@@ -64,8 +65,8 @@ class Chain:
             return receipt
         raise _combined(failures)
 
-    def _report(self, name: str, error: TransportConfigError | None) -> None:
-        if error is not None:
+    def _report(self, name: str, error: Exception | None) -> None:
+        if isinstance(error, TransportConfigError):
             log.error(
                 "transport.misconfigured", transport=name, setting=error.setting, error=str(error)
             )
