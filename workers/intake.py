@@ -115,10 +115,12 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
     )
     queued_all = []
     deferred = _Deferred()
+    seen_before = []
     for item in accepted:
         event = item.event
         if event.id not in new:
             log.info("event.duplicate", event_id=str(event.id), type=event.type)
+            seen_before.append(event.id)
             continue
         keys = _touches(event.source, item.plan)
         immediate = _claims_address(item.plan)
@@ -143,6 +145,10 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
             suppressed=suppressed or None,
         )
     deferred.flush(conn)
+    # An entry read again (its bridge died after committing it, before its mail
+    # was enqueued or its entry acknowledged) sends on what it left queued: the
+    # claim lets only one delivery through, so an extra enqueue costs nothing.
+    queued_all += outbox.queued_for_events(conn, seen_before)
     for item in refused:
         failed_id = dead_letters.file_event(
             conn,

@@ -97,3 +97,23 @@ def test_an_event_the_planner_fails_on_is_dead_lettered_alone(unit, monkeypatch)
     assert failed.reason == "invalid_event"
     assert failed.error == "could not be planned: KeyError: 'a bug'"
     assert [str(r.id) for r in unit.rows(EventRow)] == [ok["id"]]
+
+
+def test_an_entry_read_again_sends_on_the_mail_it_left_queued(unit):
+    # The bridge committed the event, then died before its mail was enqueued.
+    lost = []
+    unit.rt.dispatch.delivery = lost.append
+    event = signup("ada@example.com")
+    batch(unit, event)
+    assert len(lost) == 1
+    del unit.rt.dispatch.delivery
+    # Another bridge reads the unacknowledged entry again: no second event, but
+    # the queued mail goes out.
+    batch(unit, event)
+    unit.drain()
+    assert [m["To"] for m in unit.transport.sent] == ["ada@example.com"]
+    assert len(unit.rows(Email)) == 1
+    # Once it is sent, reading the entry yet again sends nothing more.
+    batch(unit, event)
+    unit.drain()
+    assert len(unit.transport.sent) == 1

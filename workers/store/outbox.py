@@ -322,6 +322,15 @@ def due(conn: Connection, now: datetime, stale_after: timedelta, limit: int) -> 
     return ids
 
 
+def queued_for_events(conn: Connection, event_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The emails of these events that are still waiting for a first delivery."""
+    if not event_ids:
+        return []
+    return list(
+        conn.scalars(select(E.id).where(E.event_id.in_(event_ids), E.status == EmailStatus.QUEUED))
+    )
+
+
 def count_stale(conn: Connection, now: datetime) -> int:
     """Emails held for sending by a claim that has lapsed: their worker is gone."""
     return conn.scalar(
