@@ -122,9 +122,14 @@ class Mailroom:
         self.worker = dramatiq.Worker(self.rt.broker, worker_threads=4, worker_timeout=100)
         self.worker.start()
 
-    def stop(self) -> None:
+    def stop_worker(self) -> None:
+        """Stop consuming (its ingress bridge too); the runtime stays usable."""
         if self.worker is not None:
             self.worker.stop(timeout=10_000)
+            self.worker = None
+
+    def stop(self) -> None:
+        self.stop_worker()
         self.redis.close()
         self.rt.close()
 
