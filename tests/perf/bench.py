@@ -200,7 +200,9 @@ def start_workers(env: dict, processes: int, threads: int, client: redis.Redis, 
     with log.open("w") as out:
         worker = subprocess.Popen(
             [MAILROOM, "worker", "-p", str(processes), "-t", str(threads)],
-            env={**os.environ, **env, "LOG_LEVEL": "WARNING"},
+            # Logging as shipped (INFO, JSON): one line per event and per mail is
+            # part of what a mail costs.
+            env={**os.environ, **env, "LOG_LEVEL": "INFO"},
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
