@@ -6,9 +6,12 @@ Tracebacks are plain (never with local variables).
 """
 
 import logging
+import re
 import sys
 
 import structlog
+
+from domain.addresses import mask_address
 
 #: Libraries whose DEBUG output would carry secrets or personal data.
 QUIET_LOGGERS = (
@@ -26,6 +29,19 @@ def _redact(_logger, _method, event_dict):
     return event_dict
 
 
+#: Something shaped like an address, inside any text.
+_ADDRESS = re.compile(r"[^\s@'\"<>(),;:\[\]]+@[^\s@'\"<>(),;:\[\]]+\.[^\s@'\"<>(),;:\[\]]+")
+
+
+def _mask_addresses(_logger, _method, event_dict):
+    """Addresses are masked in every line, ours and the libraries' alike: an SMTP
+    reply may quote the recipient, Dramatiq quotes a failed message's arguments."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and "@" in value:
+            event_dict[key] = _ADDRESS.sub(lambda m: mask_address(m.group()), value)
+    return event_dict
+
+
 def configure_logging(fmt: str | None = None, level: str = "INFO", stream=None) -> None:
     stream = stream or sys.stdout
     fmt = fmt or ("console" if stream.isatty() else "json")
@@ -38,12 +54,13 @@ def configure_logging(fmt: str | None = None, level: str = "INFO", stream=None) 
     ]
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
-        final = [structlog.processors.format_exc_info, renderer]
+        final = [structlog.processors.format_exc_info, _mask_addresses, renderer]
     else:
         final = [
+            _mask_addresses,
             structlog.dev.ConsoleRenderer(
                 colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
-            )
+            ),
         ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
