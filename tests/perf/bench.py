@@ -221,9 +221,9 @@ def start_workers(env: dict, processes: int, threads: int, client: redis.Redis, 
 def run(args) -> dict:
     redis_server = RedisServer()
     postgres = PostgresServer("shared_preload_libraries=pg_stat_statements")
-    target = PostfixTarget() if args.target == "postfix" else Sink()
-    worker = None
+    target = worker = None
     try:
+        target = PostfixTarget() if args.target == "postfix" else Sink()
         url = postgres.create_database("mailroom_bench")
         db.upgrade(load_settings({"DATABASE_URL": url}).sqlalchemy_url)
         env = {**base_env(redis_server.url, url, target.port), "LOG_FORMAT": "json"}
@@ -277,7 +277,8 @@ def run(args) -> dict:
         if worker is not None:
             worker.terminate()
             worker.wait(60)
-        target.stop()
+        if target is not None:
+            target.stop()
         postgres.stop()
         redis_server.stop()
 
