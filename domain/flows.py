@@ -105,14 +105,23 @@ def _secret_mail(event, now, policy, challenge, context) -> EmailSpec:
     )
 
 
-def _notice(event, now, kind, recipient, context=None) -> EmailSpec:
+def _notice_spec(kind, recipient, *, locale: str, name: str | None, now, context=None) -> EmailSpec:
+    """A security notice: no secret, a day to arrive."""
     return EmailSpec(
         kind=kind,
         recipient=recipient,
-        locale=_locale(event.data),
+        locale=locale,
         deadline=now + NOTICE_DELIVERY_WINDOW,
-        context={"name": getattr(event.data, "name", None), **(context or {})},
+        context={"name": name, **(context or {})},
     )
+
+
+def _notice(event, now, kind, recipient, context=None) -> EmailSpec:
+    data = event.data
+    return _notice_spec(
+        kind, recipient, locale=_locale(data), name=getattr(data, "name", None), now=now,
+        context=context,
+    )  # fmt: skip
 
 
 def plan_signup(event, now, policy) -> Plan:
@@ -231,15 +240,11 @@ def after_use(used: UsedChallenge, now: datetime) -> AfterUse:
     rules = RULES[used.purpose]
     notices = ()
     if rules.notice_on_use is not None and used.new_email is not None:
+        masked = {"new_email_masked": mask_address(used.new_email)}
         notices = (
-            EmailSpec(
-                kind=rules.notice_on_use,
-                recipient=used.email,
-                locale=used.locale,
-                deadline=now + NOTICE_DELIVERY_WINDOW,
-                context={"name": used.user_name, "new_email_masked": mask_address(used.new_email)},
-            ),
-        )
+            _notice_spec(rules.notice_on_use, used.email, locale=used.locale, name=used.user_name,
+                   now=now, context=masked),
+        )  # fmt: skip
     return AfterUse(revoke=rules.revokes_on_use, notices=notices)
 
 
