@@ -249,19 +249,15 @@ def _retry_later(rt: Runtime, email, error: str, *, attempts: int, retries: int)
 
 def _dead_letter_now(rt: Runtime, email, reason: Reason, error: str, *, attempts: int) -> Delivery:
     with rt.engine.begin() as conn:
-        return _dead_letter(rt, conn, email, reason, error, attempts)
-
-
-def _dead_letter(rt: Runtime, conn, email, reason: Reason, error: str, attempts: int):
-    filed = dead_letters.file_email(
-        conn,
-        email.id,
-        reason=reason,
-        error=error,
-        attempts=attempts,
-        now=rt.clock(),
-        claim=email.lease_until,
-    )
+        filed = dead_letters.file_email(
+            conn,
+            email.id,
+            reason=reason,
+            error=error,
+            attempts=attempts,
+            now=rt.clock(),
+            claim=email.lease_until,
+        )
     log.error(
         "email.dead_lettered",
         email_id=str(email.id),

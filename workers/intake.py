@@ -150,34 +150,30 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
     # claim lets only one delivery through, so an extra enqueue costs nothing.
     queued_all += outbox.queued_for_events(conn, seen_before)
     for item in refused:
-        failed_id = dead_letters.file_event(
-            conn,
-            redact(item.raw),
-            reason=item.reason,
-            error=item.error,
-            now=now,
-            event_id=item.event.id if item.event else None,
-            event_type=item.event.type if item.event else None,
-        )
-        log.warning("event.refused", reason=item.reason, error=item.error, failed_id=failed_id)
+        _file_refused(conn, item, now)
     return queued_all
+
+
+def _file_refused(conn: Connection, item: _Refused, now: datetime, attempts: int = 0) -> int:
+    """Dead-letter an event, its raw content redacted; never retried."""
+    failed_id = dead_letters.file_event(
+        conn,
+        redact(item.raw),
+        reason=item.reason,
+        error=item.error,
+        now=now,
+        event_id=item.event.id if item.event else None,
+        event_type=item.event.type if item.event else None,
+        attempts=attempts,
+    )
+    log.warning("event.refused", reason=item.reason, error=item.error, failed_id=failed_id)
+    return failed_id
 
 
 def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, attempts=0) -> int:
     """Dead-letter an event at once (never retried), keeping its raw content redacted."""
     with rt.engine.begin() as conn:
-        failed_id = dead_letters.file_event(
-            conn,
-            redact(raw),
-            reason=reason,
-            error=error,
-            now=rt.clock(),
-            event_id=event.id if event else None,
-            event_type=event.type if event else None,
-            attempts=attempts,
-        )
-    log.warning("event.refused", reason=reason, error=error, failed_id=failed_id)
-    return failed_id
+        return _file_refused(conn, _Refused(raw, reason, error, event), rt.clock(), attempts)
 
 
 class _Deferred:

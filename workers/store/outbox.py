@@ -264,8 +264,20 @@ def release_claim(conn: Connection, email_id: uuid.UUID, claim: datetime, now: d
     conn.execute(_RELEASE, {"b_id": email_id, "b_claim": claim, "b_now": now})
 
 
-def _held(email_id: uuid.UUID, claim: datetime) -> tuple:
-    return (E.id == email_id, E.status == EmailStatus.SENDING, E.lease_until == claim)
+#: Failing an email: as its claim holder, or (the broker gave up on it) while no
+#: worker holds a live claim.
+_FAIL_HELD, _FAIL_UNCLAIMED = (
+    update(EMAILS)
+    .where(*where)
+    .values(
+        status=EmailStatus.FAILED,
+        lease_until=None,
+        attempts=E.attempts + bindparam("b_attempts"),
+        last_error=bindparam("b_error"),
+    )
+    .returning(EMAILS)
+    for where in (_HELD, (E.id == bindparam("b_id"), _claimable(bindparam("b_now"))))
+)
 
 
 def mark_failed(
@@ -283,18 +295,10 @@ def mark_failed(
     up on it), only while no worker holds a live claim: a duplicate delivery
     may be sending it this very moment.
     """
-    where = _held(email_id, claim) if claim else (E.id == email_id, _claimable(now))
-    return conn.execute(
-        update(EMAILS)
-        .where(*where)
-        .values(
-            status=EmailStatus.FAILED,
-            lease_until=None,
-            attempts=E.attempts + attempts,
-            last_error=error,
-        )
-        .returning(EMAILS)
-    ).first()
+    parameters = {"b_id": email_id, "b_attempts": attempts, "b_error": error}
+    if claim:
+        return conn.execute(_FAIL_HELD, {**parameters, "b_claim": claim}).first()
+    return conn.execute(_FAIL_UNCLAIMED, {**parameters, "b_now": now}).first()
 
 
 def due(conn: Connection, now: datetime, stale_after: timedelta, limit: int) -> list[uuid.UUID]:
