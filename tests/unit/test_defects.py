@@ -168,7 +168,7 @@ def test_a_plan_refused_half_way_leaves_no_mail_behind(unit):
         ),
     )
     with unit.rt.engine.begin() as conn:
-        assert ledger.record_event(conn, event, "queued", now)
+        assert ledger.record_events(conn, [event], ["queued"], now) == {event.id}
         result = intake.apply_plan(conn, event.id, "notes", Plan("queued", (notice, claim)), now)
         assert result == ("refused:address_claimed", [], [])
         ledger.set_outcome(conn, event.id, result[0])  # the session is still usable

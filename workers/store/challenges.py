@@ -165,12 +165,6 @@ def insert_rows(conn: Connection, rows: list[dict]) -> None:
         conn.execute(_INSERT, rows)
 
 
-def get(conn: Connection, challenge_id: uuid.UUID | None) -> Row | None:
-    if challenge_id is None:
-        return None
-    return conn.execute(select(CHALLENGES).where(C.id == challenge_id)).first()
-
-
 _STORE_DIGESTS = (
     update(CHALLENGES)
     .where(C.id == bindparam("b_id"), *live())

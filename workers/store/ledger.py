@@ -38,11 +38,6 @@ def record_events(conn: Connection, events: list, outcomes: list[str], now: date
     return set(conn.execute(statement.values(rows)).scalars())
 
 
-def record_event(conn: Connection, event, outcome: str, now: datetime) -> bool:
-    """Insert one ledger row; False when this event id was seen before."""
-    return bool(record_events(conn, [event], [outcome], now))
-
-
 def set_outcome(conn: Connection, event_id: uuid.UUID, outcome: str) -> None:
     conn.execute(update(EVENTS).where(EVENTS.c.id == event_id).values(outcome=outcome))
 
