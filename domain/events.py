@@ -13,6 +13,7 @@ one-line reason that ends up on the dead letter.
 import json
 import re
 from datetime import datetime
+from itertools import accumulate
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -197,11 +198,19 @@ _EVENT = TypeAdapter(Event)
 EVENT_TYPES = tuple(model.model_fields["type"].annotation.__args__[0] for model in _EVENT_MODELS)
 
 
+def too_large(size: int) -> str | None:
+    """Why an event of ``size`` bytes is refused unread, or None if it is not."""
+    if size <= MAX_EVENT_BYTES:
+        return None
+    return f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}"
+
+
 def parse_event(raw: str | bytes) -> _Envelope:
     """Validate one JSON event; raise ``InvalidEvent`` with a one-line reason."""
-    size = len(raw.encode() if isinstance(raw, str) else raw)
-    if size > MAX_EVENT_BYTES:
-        raise InvalidEvent(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}")
+    # Measured before anything is parsed: an oversized event costs no parsing.
+    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
+    if refused := too_large(size):
+        raise InvalidEvent(refused)
     try:
         event = _EVENT.validate_json(raw, strict=True)
     except ValidationError as exc:
@@ -213,45 +222,75 @@ def parse_event(raw: str | bytes) -> _Envelope:
 
 #: Field names whose values a dead letter never keeps, should a producer send them.
 _SECRET_FIELD = re.compile(r"pass|secret|token|code|otp|pin|credential|key", re.IGNORECASE)
-#: A ``"name": value`` pair with such a name, in text that is not valid JSON.
+#: A ``"name": value`` pair with such a name, in text that is not valid JSON.  The
+#: name is bounded (in characters) so that a hostile text costs linear time, not
+#: quadratic (an unclosed ``"passpass...`` would make an unbounded name backtrack).
 _SECRET_PAIR = re.compile(
-    r'("[^"]*(?:pass|secret|token|code|otp|pin|credential|key)[^"]*"\s*:\s*)'
+    r'("[^"]{0,64}?(?:pass|secret|token|code|otp|pin|credential|key)[^"]{0,64}"\s*:\s*)'
     r'("(?:[^"\\]|\\.)*"|[^,}\]\s]*)',
     re.IGNORECASE,
 )
+#: Deepest nesting ``redact`` walks as JSON, in levels; an event has 2.  Deeper
+#: text is redacted as text: no parser, walk or comparison can recurse too far.
+MAX_REDACT_DEPTH = 32
+#: What nesting is counted from: escapes, then strings, then the brackets left.
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_STRING = re.compile(r'"[^"]*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nesting(raw: str) -> int:
+    """How deeply ``raw`` nests if it is JSON (other text fails to parse anyway)."""
+    brackets = _BRACKET.findall(_STRING.sub("", _ESCAPE.sub("", raw)))
+    if len(brackets) <= MAX_REDACT_DEPTH:  # the common case, without a loop
+        return len(brackets)
+    return max(accumulate(1 if b in "[{" else -1 for b in brackets))
+
+
+def _scrub(node):
+    if isinstance(node, dict):
+        return {k: "[redacted]" if _SECRET_FIELD.search(k) else _scrub(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_scrub(item) for item in node]
+    return node
 
 
 def redact(raw: str) -> str:
     """The raw event as a dead letter keeps it: values under secret-looking names
-    are replaced, so a producer's mistake does not leave a password at rest."""
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        # Not JSON: still no value under a secret-looking name survives.
-        return _SECRET_PAIR.sub(r'\1"[redacted]"', raw)
+    are replaced, so a producer's mistake does not leave a password at rest.
 
-    def scrub(node):
-        if isinstance(node, dict):
-            return {
-                k: "[redacted]" if _SECRET_FIELD.search(str(k)) else scrub(v)
-                for k, v in node.items()
-            }
-        if isinstance(node, list):
-            return [scrub(item) for item in node]
-        return node
+    Any text is handled in linear time and without deep recursion, whatever its
+    size or nesting (its size is bounded where it is stored, not here).
+    """
+    if _nesting(raw) <= MAX_REDACT_DEPTH:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            pass
+        else:
+            cleaned = _scrub(value)
+            return raw if cleaned == value else json.dumps(cleaned, ensure_ascii=False)
+    # Not JSON, or nested too deep: still no value under a secret-looking name survives.
+    return _SECRET_PAIR.sub(r'\1"[redacted]"', raw)
 
-    try:
-        cleaned = scrub(value)
-    except RecursionError:  # nested deeper than the scrub can walk
-        return _SECRET_PAIR.sub(r'\1"[redacted]"', raw)
-    return raw if cleaned == value else json.dumps(cleaned, ensure_ascii=False)
+
+#: Longest field name a reason quotes, in characters.
+_NAME_SHOWN = 64
+
+
+def _shown(part) -> str:
+    """A field name as a one-line reason may quote it: printable, and short."""
+    name = str(part)
+    if not name.isprintable():  # control characters, NUL, lone surrogates
+        name = name.encode("unicode_escape").decode("ascii")
+    return name if len(name) <= _NAME_SHOWN else f"{name[:_NAME_SHOWN]}..."
 
 
 def _describe(exc: ValidationError) -> str:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     # The discriminator tag (the type name) is noise in a path like "data.email".
-    loc = [str(part) for part in first["loc"] if part not in EVENT_TYPES]
+    loc = [_shown(part) for part in first["loc"] if part not in EVENT_TYPES]
     where = ".".join(loc) or "event"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "union_tag_invalid":

@@ -28,10 +28,12 @@ _WIRE = policy.compat32.clone(linesep="\r\n")
 _WIRE_UTF8 = policy.SMTPUTF8
 
 
-def message_id_for(sender: str) -> str:
-    """A fresh Message-ID on the sender's domain (never the local host name)."""
+def message_id_for(sender: str, key: str | None = None) -> str:
+    """A Message-ID on the sender's domain (never the local host name): the same
+    for every attempt at one email when ``key`` names it, so that a receiver
+    can tell a resend from a new mail; otherwise a fresh one."""
     domain = sender.rpartition("@")[2].rstrip(">") or "mailroom.invalid"
-    return make_msgid(domain=domain)
+    return f"<{key}@{domain}>" if key else make_msgid(domain=domain)
 
 
 def _mailbox(address: str, name: str | None = None) -> str:

@@ -1,17 +1,21 @@
 """The Dramatiq actors: thin shells around the use cases, and how work reaches them.
 
 ``declare`` registers the actors on a broker, each closing over the runtime it
-serves (no global broker or runtime is touched).  ``BrokerDispatch`` is the
+serves (no global broker or runtime is touched).  ``Dispatcher`` is the
 runtime's way to hand them work.
 """
 
 import uuid
 
 import dramatiq
-from dramatiq.middleware import CurrentMessage
+import redis
 
 from workers import delivery, intake
+from workers.courier import Courier
+from workers.logs import get_logger
 from workers.runtime import Runtime
+
+log = get_logger("mailroom.broker")
 
 #: Queue of raw events on their way to validation.
 EVENTS_QUEUE = "events"
@@ -23,10 +27,12 @@ DELIVER = "deliver"
 
 #: Broker retries of an event whose handling failed unexpectedly (database down...).
 EVENT_MAX_RETRIES = 10
-#: Upper bound on broker retries of a send; the email's deadline usually ends it first.
+#: Broker retries of a delivery that failed unexpectedly (database down...).  A
+#: transient send failure is not one: it schedules its own next attempt.
 DELIVER_MAX_RETRIES = 30
-#: Longest a single deliver may run, in milliseconds (covers the quick retries).
-DELIVER_TIME_LIMIT_MS = 240_000
+#: Longest a single deliver may run, in milliseconds: one attempt, through at
+#: most two transports' timeouts.
+DELIVER_TIME_LIMIT_MS = 120_000
 
 
 def declare(broker: dramatiq.Broker, rt: Runtime) -> None:
@@ -34,11 +40,7 @@ def declare(broker: dramatiq.Broker, rt: Runtime) -> None:
         intake.accept_event(rt, raw, rejected=rejected)
 
     def deliver(email_id: str) -> None:
-        message = CurrentMessage.get_current_message()
-        retries = message.options.get("retries", 0) if message else 0
-        outcome = delivery.deliver_email(rt, uuid.UUID(email_id), retries=retries)
-        if outcome.retry_after_ms is not None:
-            raise dramatiq.Retry("transient send failure", delay=outcome.retry_after_ms)
+        delivery.deliver_email(rt, uuid.UUID(email_id))
 
     dramatiq.actor(
         handle_event,
@@ -57,14 +59,23 @@ def declare(broker: dramatiq.Broker, rt: Runtime) -> None:
     )
 
 
-class BrokerDispatch:
-    """Sends work to the actors ``declare`` registered on ``broker``."""
+class Dispatcher:
+    """Hands work to the actors ``declare`` registered on ``broker``, and a
+    process's own first attempts to its ``courier``."""
 
-    def __init__(self, broker: dramatiq.Broker) -> None:
+    def __init__(self, broker: dramatiq.Broker, courier: Courier) -> None:
         self.broker = broker
+        self.courier = courier
 
     def event(self, raw: str, rejected: str | None = None) -> None:
         self.broker.get_actor(HANDLE_EVENT).send(raw, rejected)
 
-    def delivery(self, email_id: uuid.UUID) -> None:
-        self.broker.get_actor(DELIVER).send(str(email_id))
+    def delivery(self, email_id: uuid.UUID, delay_ms: int | None = None) -> None:
+        try:
+            self.broker.get_actor(DELIVER).send_with_options(args=(str(email_id),), delay=delay_ms)
+        except redis.RedisError as exc:
+            # The email is due in the outbox all the same: the sweeper sends it.
+            log.warning("email.enqueue_failed", email_id=str(email_id), error=str(exc))
+
+    def attempt(self, email_id: uuid.UUID, held: int) -> None:
+        self.courier.put(email_id, held)

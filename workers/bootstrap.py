@@ -8,16 +8,19 @@ Nothing here runs at import.
 import dramatiq
 
 from domain.flows import FlowPolicy
-from workers import embedded, intake
-from workers.actors import BrokerDispatch, declare
+from workers import delivery, embedded, intake
+from workers.actors import Dispatcher, declare
 from workers.apps import load_directory
 from workers.broker import make_broker
+from workers.courier import Courier, Keeper
 from workers.db import make_engine
+from workers.delivery import CLAIM_LEASE
 from workers.health import TransportHealth
 from workers.ingress import IngressBridge
 from workers.middleware import Background, DeadLetters
 from workers.rendering import Renderer
-from workers.runtime import Runtime
+from workers.retention import Purger, Retention
+from workers.runtime import Holds, Runtime
 from workers.settings import Settings
 from workers.sweeper import Sweeper
 from workers.transports import make_transport
@@ -47,12 +50,14 @@ def build_runtime(
     transport: Transport | None = None,
     broker: dramatiq.Broker | None = None,
     background: bool = True,
+    threads: int = 8,
 ) -> Runtime:
     """Everything one process needs.
 
     ``broker`` replaces the Redis broker (unit tests pass Dramatiq's
-    ``StubBroker``).  ``background`` runs the ingress bridge and the sweeper
-    beside each worker's threads; without it, the caller drives them.
+    ``StubBroker``).  ``background`` runs the ingress bridge, the courier's
+    ``threads``, the sweeper and the lease keeper beside the worker's threads;
+    without it, the caller drives them (``rt.dispatch.courier.run_pending``).
     """
     redis_url = redis_url or embedded.redis_url_for(settings)
     health = TransportHealth(redis_url)
@@ -64,6 +69,7 @@ def build_runtime(
         min_backoff_ms=int(settings.retry_min_backoff * 1000),
         max_backoff_ms=int(settings.retry_max_backoff * 1000),
     )
+    holds = Holds()
     rt = Runtime(
         settings=settings,
         redis_url=redis_url,
@@ -72,22 +78,38 @@ def build_runtime(
         policy=policy_for(settings),
         engine=engine,
         broker=broker,
-        dispatch=BrokerDispatch(broker),
+        dispatch=None,  # set below: the courier needs the runtime
         transport=transport or make_transport(settings, health=health),
         renderer=Renderer(overrides=settings.templates_dir),
         health=health,
         apps=load_directory(settings),
+        holds=holds,
     )
+    courier = Courier(
+        lambda email_id, held: delivery.deliver_email(rt, email_id, held=held),
+        holds,
+        threads if background else 0,
+    )
+    rt.dispatch = Dispatcher(broker, courier)
     declare(broker, rt)
     broker.add_middleware(DeadLetters(rt))
     if not background:
         return rt
     broker.add_middleware(
         Background(
+            # Stopped in this order: intake first, then the mail in hand.
             lambda: [
-                IngressBridge(redis_url, lambda batch: intake.accept_batch(rt, batch)),
-                Sweeper(rt.engine, rt.dispatch, rt.clock),
-            ]
+                IngressBridge(
+                    redis_url,
+                    lambda batch: intake.accept_batch(rt, batch),
+                    wait_for_room=courier.wait_for_room,
+                ),
+                Sweeper(rt.engine, rt.claimant, courier, rt.clock),
+                Purger(rt.engine, rt.clock, Retention.from_settings(settings)),
+                courier,
+            ],
+            # After the broker's own threads: what is left held is handed back.
+            lambda: [Keeper(rt.engine, rt.claimant, holds, rt.clock, CLAIM_LEASE)],
         )
     )
     return rt

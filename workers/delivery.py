@@ -1,7 +1,8 @@
 """Use case: deliver one email: claim it, issue its secret, render, send, record.
 
-Retries happen at two levels: a few quick ones inside the attempt (tenacity),
-then the broker's, with back-off, until the email's deadline.
+One attempt per call, holding no thread in sleeps: a transient failure
+schedules the next attempt with the broker's back-off (``rt.dispatch``), until
+the email's deadline.
 """
 
 import uuid
@@ -9,13 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dramatiq.common import compute_backoff
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-)
 
 from domain import tokens
 from domain.addresses import address_key, mask_address
@@ -26,102 +20,96 @@ from domain.vocabulary import RULES, Purpose, Reason, Suppressed
 from workers.db import autocommit
 from workers.logs import get_logger
 from workers.runtime import Runtime
-from workers.store import challenges, dead_letters, outbox
+from workers.store import challenges, claims, dead_letters, outbox
+from workers.store.claims import Claim
 
-#: In-process retry delays for a transient send failure, in seconds (tenacity).
-QUICK_RETRY_DELAYS = (1, 2, 4)
-#: Seconds after which no further quick retry starts.
-QUICK_RETRY_BUDGET = 60
-#: A delivery claim lasts this long; a worker killed mid-send frees it when it lapses.
-#: Longer than any one delivery can take (QUICK_RETRY_BUDGET plus a last attempt
-#: of at most two transports' timeouts).
-SEND_LEASE = timedelta(minutes=5)
+#: How long a claim lasts unless renewed.  A live process renews its claims every
+#: ``workers.claims.RENEW_EVERY``; a killed one frees its mail this long after
+#: its last renewal, for the sweeper to hand to a live process.
+CLAIM_LEASE = timedelta(seconds=15)
 
 log = get_logger("mailroom.pipeline")
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """How a delivery attempt ended; ``retry_after_ms`` asks the broker to try again."""
+    """How a delivery attempt ended: sent, retrying, failed, suppressed or skipped."""
 
     status: str
-    retry_after_ms: int | None = None
 
 
-def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Delivery:
+def deliver_email(rt: Runtime, email_id: uuid.UUID, *, held: int | None = None) -> Delivery:
+    """Make one attempt at an email: claimed now, or (``held``: its attempts when
+    this process took it) already held by this process."""
+    rt.holds.add(email_id)  # its lease is renewed for as long as this runs
+    try:
+        return _attempt(rt, email_id, held)
+    finally:
+        rt.holds.discard(email_id)
+
+
+def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
     now = rt.clock()
     # Each step stands on its own (a claim that outlives its worker lapses; a
     # secret issued for a mail that never left is replaced by the next), so
     # these statements commit one by one instead of paying for a transaction.
     with autocommit(rt.engine) as conn:
-        email = outbox.claim(conn, email_id, now, SEND_LEASE)
+        if held is None:
+            email = claims.claim(conn, email_id, rt.claimant, now, CLAIM_LEASE)
+        else:
+            email = claims.begin_attempt(conn, email_id, rt.claimant, held)
         if email is None:
             log.info("email.skipped", email_id=str(email_id), why="already done or in flight")
             return Delivery("skipped")
+        claim = claims.claim_of(email)
+        #: Attempts before this one; their mail may have reached the user.
+        earlier = email.attempts - 1
         app = rt.apps.for_source(email.app)
-        refusal = _refusal(email, app, now)
-        secret = None if refusal else _issue_secret(rt, conn, email)
+        refusal = _refusal(email, app, now, earlier)
+        secret = None if refusal else _issue_secret(rt, conn, email, keep_previous=earlier > 0)
         if refusal is None and email.challenge_id is not None and secret is None:
             # A newer request, a revocation or a use came first: its code is moot.
-            outbox.suppress(conn, email.id, Suppressed.SUPERSEDED)
+            claims.suppress(conn, email.id, claim, Suppressed.SUPERSEDED)
             log.info("email.suppressed", email_id=str(email.id), kind=email.kind, why="superseded")
             return Delivery("suppressed")
     if refusal is not None:
-        return _dead_letter_now(rt, email, *refusal, attempts=0)
+        return _dead_letter_now(rt, email, claim, *refusal, attempted=False)
 
     try:
         message = _compose(rt, app, email, secret, now)
     except RenderError as exc:
-        return _dead_letter_now(rt, email, Reason.RENDER_ERROR, str(exc), attempts=0)
+        return _dead_letter_now(rt, email, claim, Reason.RENDER_ERROR, str(exc), attempted=False)
     except Exception as exc:  # a broken override or catalog, say: rendering again won't help
         error = f"{type(exc).__name__}: {exc}"
-        return _dead_letter_now(rt, email, Reason.RENDER_ERROR, error, attempts=0)
-
-    attempts = 0
-
-    def send_once():
-        nonlocal attempts
-        attempts += 1
-        return rt.transport.send(message, sender=app.from_address, recipient=email.recipient)
-
-    def failed_once(state) -> None:
-        log.info(
-            "email.attempt_failed",
-            email_id=str(email.id),
-            kind=email.kind,
-            attempt=state.attempt_number,
-            error=str(state.outcome.exception()),
-            retry_in_seconds=round(state.upcoming_sleep, 1),
-        )
+        return _dead_letter_now(rt, email, claim, Reason.RENDER_ERROR, error, attempted=False)
 
     try:
-        receipt = _quick_retries(failed_once)(send_once)
+        receipt = rt.transport.send(message, sender=app.from_address, recipient=email.recipient)
     except TransportConfigError as exc:
-        return _dead_letter_now(rt, email, Reason.MISCONFIGURED, str(exc), attempts=attempts)
+        return _dead_letter_now(rt, email, claim, Reason.MISCONFIGURED, str(exc))
     except PermanentError as exc:
-        return _dead_letter_now(rt, email, Reason.REJECTED, str(exc), attempts=attempts)
+        return _dead_letter_now(rt, email, claim, Reason.REJECTED, str(exc))
     except TransientError as exc:
-        return _retry_later(rt, email, str(exc), attempts=attempts, retries=retries)
+        return _retry_later(rt, email, claim, str(exc))
     except BaseException:
         with autocommit(rt.engine) as conn:
-            outbox.release_claim(conn, email.id, email.lease_until, rt.clock())
+            claims.release_claim(conn, email.id, claim, rt.clock())
         raise
 
     transport = receipt.transport or rt.transport.name
     with autocommit(rt.engine) as conn:
-        recorded = outbox.mark_sent(
+        recorded = claims.mark_sent(
             conn,
             email.id,
-            claim=email.lease_until,
+            claim=claim,
             now=rt.clock(),
-            attempts=attempts,
             message_id=message["Message-ID"],
             provider_id=receipt.provider_id,
             transport=transport,
         )
     if not recorded:
-        # Our claim lapsed while the mail was in flight and another worker took
-        # the email over: it may go out twice. SEND_LEASE is meant to prevent this.
+        # This process stalled past its lease (no renewal reached the database)
+        # and another took the email over: it may go out twice.
         log.warning("email.claim_lapsed", email_id=str(email.id), kind=email.kind)
     log.info(
         "email.sent",
@@ -129,37 +117,31 @@ def deliver_email(rt: Runtime, email_id: uuid.UUID, *, retries: int = 0) -> Deli
         kind=email.kind,
         to=mask_address(email.recipient),
         transport=transport,
-        attempts=email.attempts + attempts,
+        attempts=email.attempts,
         destination=receipt.destination,
     )
     return Delivery("sent")
 
 
-def _refusal(email, app, now: datetime) -> tuple[Reason, str] | None:
+def _refusal(email, app, now: datetime, earlier: int) -> tuple[Reason, str] | None:
     """Why a claimed email must not be sent at all, if it must not."""
     if now > email.deadline:
-        return (
-            Reason.EXPIRED_BEFORE_DELIVERY,
-            email.last_error or "the deadline passed before the first attempt",
-        )
+        if email.last_error:
+            return Reason.EXPIRED_BEFORE_DELIVERY, email.last_error
+        if earlier:
+            why = (
+                "an attempt was cut off (its worker stopped) and the deadline passed before another"
+            )
+            return Reason.EXPIRED_BEFORE_DELIVERY, why
+        return Reason.EXPIRED_BEFORE_DELIVERY, "the deadline passed before the first attempt"
     if app is None:
         return Reason.UNKNOWN_SOURCE, f"source {email.app!r} is no longer a configured app"
     return None
 
 
-def _quick_retries(before_sleep) -> Retrying:
-    return Retrying(
-        before_sleep=before_sleep,
-        retry=retry_if_exception_type(TransientError),
-        wait=wait_exponential(multiplier=QUICK_RETRY_DELAYS[0], max=QUICK_RETRY_DELAYS[-1]),
-        # Well inside the claim (SEND_LEASE), so no other worker sends meanwhile.
-        stop=stop_after_attempt(len(QUICK_RETRY_DELAYS) + 1) | stop_after_delay(QUICK_RETRY_BUDGET),
-        reraise=True,
-    )
-
-
-def _issue_secret(rt: Runtime, conn, email) -> tokens.Secret | None:
-    """A fresh secret for this send; its digests replace the previous ones.
+def _issue_secret(rt: Runtime, conn, email, *, keep_previous: bool) -> tokens.Secret | None:
+    """A fresh secret for this send; its digests replace the previous ones, or
+    with ``keep_previous`` stand beside them (see ``store_secret_digests``).
 
     A challenge's mail is of its purpose's kind and goes to the address the
     secret is bound to, so the email row says all the digests need.  None when
@@ -188,6 +170,7 @@ def _issue_secret(rt: Runtime, conn, email) -> tokens.Secret | None:
         token_hash=tokens.token_digest(pepper, key_id=rt.key_id, token=secret.token),
         key_id=rt.key_id,
         ttl_seconds=rt.policy.ttl[purpose].total_seconds(),
+        keep_previous=keep_previous,
     )
     return secret if live else None
 
@@ -211,53 +194,46 @@ def _compose(rt: Runtime, app, email, secret: tokens.Secret | None, now: datetim
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        message_id=message_id_for(app.from_address),
+        message_id=message_id_for(app.from_address, key=f"{email.id}.mailroom"),
         date=now,
     )
 
 
-def _retry_later(rt: Runtime, email, error: str, *, attempts: int, retries: int) -> Delivery:
+def _retry_later(rt: Runtime, email, claim: Claim, error: str) -> Delivery:
     _, delay_ms = compute_backoff(
-        retries,
+        email.attempts - 1,
         factor=int(rt.settings.retry_min_backoff * 1000),
         max_backoff=int(rt.settings.retry_max_backoff * 1000),
     )
     now = rt.clock()
-    due = now.timestamp() + delay_ms / 1000
-    if due > email.deadline.timestamp():
-        return _dead_letter_now(rt, email, Reason.EXPIRED_BEFORE_DELIVERY, error, attempts=attempts)
+    due = now + timedelta(milliseconds=delay_ms)
+    if due > email.deadline:
+        return _dead_letter_now(rt, email, claim, Reason.EXPIRED_BEFORE_DELIVERY, error)
     with autocommit(rt.engine) as conn:
-        outbox.schedule_retry(
-            conn,
-            email.id,
-            claim=email.lease_until,
-            attempts=attempts,
-            error=error,
-            next_attempt_at=datetime.fromtimestamp(due, now.tzinfo),
-        )
+        claims.schedule_retry(conn, email.id, claim=claim, error=error, next_attempt_at=due)
     log.warning(
         "email.retrying",
         email_id=str(email.id),
         kind=email.kind,
         to=mask_address(email.recipient),
         error=error,
-        attempts=email.attempts + attempts,
+        attempts=email.attempts,
         retry_in_seconds=round(delay_ms / 1000, 1),
     )
-    return Delivery("retrying", retry_after_ms=delay_ms)
+    # Lost with Redis, say, the retry is still due in the outbox: the sweeper
+    # takes it once it is overdue.
+    rt.dispatch.delivery(email.id, delay_ms=delay_ms)
+    return Delivery("retrying")
 
 
-def _dead_letter_now(rt: Runtime, email, reason: Reason, error: str, *, attempts: int) -> Delivery:
+def _dead_letter_now(
+    rt: Runtime, email, claim: Claim, reason: Reason, error: str, *, attempted: bool = True
+) -> Delivery:
     with rt.engine.begin() as conn:
         filed = dead_letters.file_email(
-            conn,
-            email.id,
-            reason=reason,
-            error=error,
-            attempts=attempts,
-            now=rt.clock(),
-            claim=email.lease_until,
-        )
+            conn, email.id, reason=reason, error=error, now=rt.clock(), claim=claim,
+            attempted=attempted,
+        )  # fmt: skip
     log.error(
         "email.dead_lettered",
         email_id=str(email.id),
@@ -265,7 +241,7 @@ def _dead_letter_now(rt: Runtime, email, reason: Reason, error: str, *, attempts
         to=mask_address(email.recipient),
         reason=reason,
         error=error,
-        attempts=email.attempts + attempts,
+        attempts=filed.email.attempts if filed else email.attempts,
         failed_id=filed.id if filed else None,
     )
     return Delivery("failed")
@@ -286,7 +262,6 @@ def dead_letter_exhausted(rt: Runtime, email_id: uuid.UUID, error: str) -> int |
             email_id,
             reason=Reason.RETRIES_EXHAUSTED,
             error=error,
-            attempts=0,
             now=rt.clock(),
         )
     if filed is None:

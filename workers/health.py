@@ -15,6 +15,7 @@ import redis
 
 from domain.errors import TransportConfigError
 from workers.logs import get_logger
+from workers.redisconn import connect
 
 #: Redis hash: transport name -> JSON state.
 KEY = "mailroom:transports"
@@ -28,7 +29,7 @@ log = get_logger("mailroom.health")
 
 class TransportHealth:
     def __init__(self, redis_url: str) -> None:
-        self.client = redis.Redis.from_url(redis_url)
+        self.client = connect(redis_url)
         self.written: dict[str, tuple[str, float]] = {}
         self.lock = threading.Lock()
 

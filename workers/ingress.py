@@ -27,10 +27,12 @@ from datetime import UTC, datetime
 import redis
 
 from domain.errors import InvalidEvent
-from domain.events import event_payload, parse_event
+from domain.events import event_payload, parse_event, too_large
+from domain.policy import MAX_DEAD_LETTER_PAYLOAD
 from workers.embedded import redis_url_for
 from workers.intake import Entry
 from workers.logs import get_logger
+from workers.redisconn import connect
 from workers.settings import load_settings
 
 #: The stream producers append to.
@@ -72,7 +74,7 @@ def publish(event: dict | str, *, redis_client: redis.Redis | str | None = None)
     else:
         if redis_client is None:
             redis_client = redis_url_for(load_settings())
-        with redis.Redis.from_url(redis_client) as client:
+        with connect(redis_client) as client:
             publish_raw(client, raw)
     return str(parsed.id)
 
@@ -93,17 +95,45 @@ def ensure_group(client: redis.Redis) -> None:
 
 
 def decode_entry(fields: dict) -> tuple[str, str | None]:
-    """(raw text, rejection reason or None) for one stream entry."""
+    """(raw text, rejection reason or None) for one stream entry.
+
+    Only lengths are looked at until the entry is known to be one ``event``
+    field within the size limit; whatever else it is (more fields, none, an
+    oversized value) is decoded only as far as its dead letter keeps it, and
+    never parsed.
+    """
+    # A character is at most 4 bytes: this many bytes always decode to more than
+    # the characters a dead letter keeps, so that it says it cut them.
+    kept = 4 * (MAX_DEAD_LETTER_PAYLOAD + 1)
+
+    def text(data: bytes) -> str:
+        return data[:kept].decode("utf-8", "backslashreplace")
+
     value = fields.get(FIELD.encode())
-    if value is None:
-        described = {
-            k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()
-        }
-        return json.dumps(described), f"stream entry has no {FIELD!r} field"
+    if value is None or len(fields) > 1:
+        shown, size = {}, 0
+        for key, data in fields.items():
+            if size > kept:  # a thousand fields of a megabyte each are not decoded
+                break
+            shown[text(key)] = text(data)
+            size += len(key) + len(data)
+        raw = json.dumps(shown, ensure_ascii=False)
+        if value is None:
+            return raw, f"stream entry has no {FIELD!r} field"
+        return raw, f"stream entry has {len(fields)} fields; only {FIELD!r} is allowed"
+    if refused := too_large(len(value)):
+        return text(value), refused
+    if not value:
+        return "", f"the stream entry's {FIELD!r} field is empty"
     try:
         return value.decode("utf-8"), None
     except UnicodeDecodeError:
-        return value.decode("utf-8", "backslashreplace"), "event is not valid UTF-8"
+        return text(value), "event is not valid UTF-8"
+
+
+def entry_time(entry_id: bytes) -> datetime:
+    """When Redis appended an entry: its id is ``<milliseconds>-<sequence>``."""
+    return datetime.fromtimestamp(int(entry_id.split(b"-", 1)[0]) / 1000, UTC)
 
 
 class IngressBridge(threading.Thread):
@@ -114,10 +144,18 @@ class IngressBridge(threading.Thread):
     again; entries a dead bridge left pending are claimed after ``CLAIM_IDLE_MS``.
     """
 
-    def __init__(self, redis_url: str, accept: Callable[[list[Entry]], None]) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        accept: Callable[[list[Entry]], None],
+        *,
+        wait_for_room: Callable[[threading.Event], None] | None = None,
+    ) -> None:
         super().__init__(name="mailroom-ingress", daemon=True)
         self.accept = accept
-        self.client = redis.Redis.from_url(redis_url)
+        #: Blocks while this process has more mail in hand than it can send soon.
+        self.wait_for_room = wait_for_room
+        self.client = connect(redis_url)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.stopping = threading.Event()
         #: This consumer holds entries it has not acknowledged (a failed batch).
@@ -170,11 +208,17 @@ class IngressBridge(threading.Thread):
 
     def pump(self) -> int:
         """Move one batch from the stream into the database; return how many entries."""
+        if self.wait_for_room is not None:
+            self.wait_for_room(self.stopping)
         entries = self._read()
         if not entries:
             return 0
         # An entry deleted while pending has no fields: nothing to accept, only to ack.
-        batch = [decode_entry(fields) for _, fields in entries if fields is not None]
+        batch = [
+            Entry(*decode_entry(fields), asked_at=entry_time(entry_id))
+            for entry_id, fields in entries
+            if fields is not None
+        ]
         if batch:
             self.accept(batch)
         ids = [entry_id for entry_id, _ in entries]

@@ -3,9 +3,10 @@
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from domain.addresses import address_key
 from domain.errors import InvalidEvent
@@ -13,6 +14,7 @@ from domain.events import parse_event, redact
 from domain.flows import Plan, gate, plan_event
 from domain.policy import RATE_LIMIT_WINDOW
 from domain.vocabulary import Purpose, Reason
+from workers.delivery import CLAIM_LEASE
 from workers.logs import get_logger
 from workers.runtime import Runtime
 from workers.store import challenges, dead_letters, ledger, outbox
@@ -20,9 +22,15 @@ from workers.store import challenges, dead_letters, ledger, outbox
 log = get_logger("mailroom.pipeline")
 
 
-#: One stream entry as the ingress bridge read it: its text, and why it could not
-#: even be read as text (None when it could).
-Entry = tuple[str, str | None]
+class Entry(NamedTuple):
+    """One stream entry as the ingress bridge read it."""
+
+    raw: str
+    #: Why it could not even be read as text (None when it could).
+    rejected: str | None = None
+    #: When the producer appended it (the stream entry's id): when the user
+    #: asked.  Deadlines count from here, not from when a worker got to it.
+    asked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ def accept_event(rt: Runtime, raw: str, *, rejected: str | None = None) -> None:
     accept_batch(rt, [(raw, rejected)])
 
 
-def accept_batch(rt: Runtime, entries: list[Entry]) -> None:
+def accept_batch(rt: Runtime, entries: list[Entry | tuple]) -> None:
     """Validate, deduplicate, plan and persist a batch of events in one
     transaction; then queue their mail.
 
@@ -55,22 +63,28 @@ def accept_batch(rt: Runtime, entries: list[Entry]) -> None:
     keeps the entries and tries again.
     """
     now = rt.clock()
+    entries = [Entry(*entry) for entry in entries]
     accepted, refused = _sort(rt, entries, now)
+    # Its mail is held for this process's courier from the start: should the
+    # process die, the hold lapses and another process sends it.
+    held = (rt.claimant, now + CLAIM_LEASE)
     try:
         with rt.engine.begin() as conn:
-            queued = _persist(conn, accepted, refused, now)
-    except (DataError, IntegrityError) as exc:
+            queued = _persist(conn, accepted, refused, now, held)
+    except (OperationalError, InterfaceError):
+        raise  # the database is unreachable: the bridge keeps the entries and tries again
+    except Exception as exc:
+        # Something in one entry the database (or the driver) will not take: the
+        # batch is taken apart so that entry is dead-lettered alone.
         if len(entries) > 1:
             for entry in entries:
                 accept_batch(rt, [entry])
             return
-        raw, _ = entries[0]
         event = accepted[0].event if accepted else None
-        refuse_event(rt, raw, Reason.INVALID_EVENT, f"the database refused it: {exc.orig}", event)
+        _refuse_unstorable(rt, entries[0].raw, event, exc)
         return
-    # After commit: a crash before these sends is recovered by the sweeper.
     for email_id in queued:
-        rt.dispatch.delivery(email_id)
+        rt.dispatch.attempt(email_id, 0)
 
 
 def _sort(rt: Runtime, entries: list[Entry], now: datetime):
@@ -78,7 +92,7 @@ def _sort(rt: Runtime, entries: list[Entry], now: datetime):
     accepted: list[_Accepted] = []
     refused: list[_Refused] = []
     seen: set = set()
-    for raw, rejected in entries:
+    for raw, rejected, asked_at in entries:
         try:
             if rejected:
                 raise InvalidEvent(rejected)
@@ -95,7 +109,7 @@ def _sort(rt: Runtime, entries: list[Entry], now: datetime):
             continue
         seen.add(event.id)
         try:
-            plan = plan_event(event, now, rt.policy)
+            plan = plan_event(event, min(asked_at or now, now), rt.policy)
         except Exception as exc:  # a bug this event meets: it must not hold up the stream
             error = f"could not be planned: {type(exc).__name__}: {exc}"
             refused.append(_Refused(raw, Reason.INVALID_EVENT, error, event))
@@ -104,8 +118,8 @@ def _sort(rt: Runtime, entries: list[Entry], now: datetime):
     return accepted, refused
 
 
-def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UUID]:
-    """Write a batch; the emails to enqueue once it is committed."""
+def _persist(conn: Connection, accepted, refused, now: datetime, held) -> list[uuid.UUID]:
+    """Write a batch; the emails to attempt once it is committed."""
     new = ledger.record_events(
         conn, [a.event for a in accepted], [a.plan.outcome for a in accepted], now
     )
@@ -115,12 +129,12 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
     )
     queued_all = []
     deferred = _Deferred()
-    seen_before = []
     for item in accepted:
         event = item.event
         if event.id not in new:
+            # Its mail, if any, is held by whoever accepted it first, or due to
+            # the sweeper should that process have died.
             log.info("event.duplicate", event_id=str(event.id), type=event.type)
-            seen_before.append(event.id)
             continue
         keys = _touches(event.source, item.plan)
         immediate = _claims_address(item.plan)
@@ -129,7 +143,13 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
             # must already see the rows the batch has so far.
             deferred.flush(conn)
         outcome, queued, suppressed = apply_plan(
-            conn, event.id, event.source, item.plan, now, defer=None if immediate else deferred
+            conn,
+            event.id,
+            event.source,
+            item.plan,
+            now,
+            defer=None if immediate else deferred,
+            held=held,
         )
         deferred.keys |= keys
         if outcome != item.plan.outcome:
@@ -145,10 +165,6 @@ def _persist(conn: Connection, accepted, refused, now: datetime) -> list[uuid.UU
             suppressed=suppressed or None,
         )
     deferred.flush(conn)
-    # An entry read again (its bridge died after committing it, before its mail
-    # was enqueued or its entry acknowledged) sends on what it left queued: the
-    # claim lets only one delivery through, so an extra enqueue costs nothing.
-    queued_all += outbox.queued_for_events(conn, seen_before)
     for item in refused:
         _file_refused(conn, item, now)
     return queued_all
@@ -168,6 +184,20 @@ def _file_refused(conn: Connection, item: _Refused, now: datetime, attempts: int
     )
     log.warning("event.refused", reason=item.reason, error=item.error, failed_id=failed_id)
     return failed_id
+
+
+def _refuse_unstorable(rt: Runtime, raw: str, event, exc: Exception) -> None:
+    # The driver's own message when there is one; else say what was raised.
+    orig = getattr(exc, "orig", None)
+    error = f"the database refused it: {orig or f'{type(exc).__name__}: {exc}'}"
+    try:
+        refuse_event(rt, raw, Reason.INVALID_EVENT, error, event)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        # Not even its raw content can be stored: the reason is, so it is not lost
+        # silently and never holds up the stream.
+        refuse_event(rt, "", Reason.INVALID_EVENT, f"{error} (its raw content could not be kept)")
 
 
 def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, attempts=0) -> int:
@@ -220,26 +250,28 @@ def apply_plan(
     now: datetime,
     *,
     defer: _Deferred | None = None,
+    held: tuple[str, datetime] | None = None,
 ) -> tuple[str, list[uuid.UUID], list[str]]:
     """Persist a plan: challenges opened, mail queued or suppressed by the gate.
 
     The caller holds the plan's recipients (``outbox.serialize_recipients``).
 
-    Returns the event's outcome, the emails to enqueue and what was suppressed.
+    Returns the event's outcome, the emails to send (``held``: by that claimant,
+    see ``outbox.add_email``) and what was suppressed.
     A plan refused half-way (another user's change holds the address) leaves
     nothing behind: its rows are rolled back to a savepoint, which only a plan
     that claims an address needs (and pays two round trips for).
     """
     if not _claims_address(plan):
-        return _apply(conn, event_id, app, plan, now, defer)
+        return _apply(conn, event_id, app, plan, now, defer, held)
     with conn.begin_nested() as savepoint:
-        result = _apply(conn, event_id, app, plan, now)
+        result = _apply(conn, event_id, app, plan, now, None, held)
         if result[0] == ADDRESS_CLAIMED:
             savepoint.rollback()
         return result
 
 
-def _apply(conn: Connection, event_id, app: str, plan: Plan, now: datetime, defer=None):
+def _apply(conn: Connection, event_id, app: str, plan: Plan, now: datetime, defer, held):
     if plan.cancel_pending_change_of:
         challenges.revoke_user(conn, app, plan.cancel_pending_change_of, Purpose.EMAIL_CHANGE, now)
     queued, suppressed = [], []
@@ -261,7 +293,7 @@ def _apply(conn: Connection, event_id, app: str, plan: Plan, now: datetime, defe
                 return ADDRESS_CLAIMED, [], []
         queued.append(
             outbox.add_email(
-                conn, event_id, app, spec, now, challenge_id=challenge_id, defer=emails
+                conn, event_id, app, spec, now, challenge_id=challenge_id, defer=emails, held=held
             )
         )
     if suppressed and not queued:

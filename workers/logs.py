@@ -1,7 +1,9 @@
 """Structured logging: structlog for our lines, the same renderer for Dramatiq's.
 
 No code, token, link, password or credential is ever passed to a logger; the
-``_redact`` processor is a second line of defence should one slip in by name.
+``_redact`` processor is a second line of defence should one slip in by name, and
+``_mask_addresses`` a third for any text (a library's message, its arguments, a
+rendered traceback): addresses masked, codes and link tokens replaced.
 Tracebacks are plain (never with local variables).
 """
 
@@ -31,14 +33,30 @@ def _redact(_logger, _method, event_dict):
 
 #: Something shaped like an address, inside any text.
 _ADDRESS = re.compile(r"[^\s@'\"<>(),;:\[\]]+@[^\s@'\"<>(),;:\[\]]+\.[^\s@'\"<>(),;:\[\]]+")
+#: A link's secret: the value of its ``token`` (or ``code``) query parameter.
+_LINK_SECRET = re.compile(r"([?&;](?:token|code)=)[^&;#\s'\"<>]+", re.IGNORECASE)
+#: A verification code (6 to 8 digits) soon after the word "code": "code 123456",
+#: "code: 123456", "code is 123456".
+_CODE = re.compile(r"(\bcode\b\D{0,16}?)\b\d{6,8}\b", re.IGNORECASE)
+
+
+def _masked(text: str) -> str:
+    if "@" in text:
+        text = _ADDRESS.sub(lambda m: mask_address(m.group()), text)
+    text = _LINK_SECRET.sub(r"\1[redacted]", text)
+    return _CODE.sub(r"\1[redacted]", text)
 
 
 def _mask_addresses(_logger, _method, event_dict):
-    """Addresses are masked in every line, ours and the libraries' alike: an SMTP
-    reply may quote the recipient, Dramatiq quotes a failed message's arguments."""
+    """Addresses are masked in every line, ours and the libraries' alike (an SMTP
+    reply may quote the recipient, Dramatiq quotes a failed message's arguments),
+    and so is what looks like a code or a link's token, should one be quoted.
+
+    It runs on the rendered exception too, so it comes after ``format_exc_info``.
+    """
     for key, value in event_dict.items():
-        if isinstance(value, str) and "@" in value:
-            event_dict[key] = _ADDRESS.sub(lambda m: mask_address(m.group()), value)
+        if isinstance(value, str):
+            event_dict[key] = _masked(value)
     return event_dict
 
 
@@ -54,14 +72,13 @@ def configure_logging(fmt: str | None = None, level: str = "INFO", stream=None) 
     ]
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
-        final = [structlog.processors.format_exc_info, _mask_addresses, renderer]
     else:
-        final = [
-            _mask_addresses,
-            structlog.dev.ConsoleRenderer(
-                colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
-            ),
-        ]
+        # The console renderer prints an ``exception`` already rendered as is: a
+        # traceback it formatted itself would escape the masking.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    final = [structlog.processors.format_exc_info, _mask_addresses, renderer]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

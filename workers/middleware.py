@@ -19,6 +19,10 @@ from workers.runtime import Runtime
 
 log = get_logger("mailroom.broker")
 
+#: Seconds to wait for one background thread to stop (the courier finishing the
+#: mail in hand takes longest: at most one transport timeout).
+STOP_TIMEOUT = 30.0
+
 
 class DeadLetters(Middleware):
     def __init__(self, rt: Runtime) -> None:
@@ -50,19 +54,33 @@ class StoppableThread(Protocol):
 
 
 class Background(Middleware):
-    """Starts threads with the worker and stops them with it."""
+    """Starts threads with the worker and stops them with it: ``early`` ones
+    before the broker's worker threads stop, one after the other in their
+    order, and ``late`` ones after."""
 
-    def __init__(self, make_threads: Callable[[], list[StoppableThread]]) -> None:
-        self.make_threads = make_threads
-        self.threads: list[StoppableThread] = []
+    def __init__(
+        self,
+        early: Callable[[], list[StoppableThread]],
+        late: Callable[[], list[StoppableThread]] = list,
+    ) -> None:
+        self.make_early = early
+        self.make_late = late
+        self.early: list[StoppableThread] = []
+        self.late: list[StoppableThread] = []
 
     def after_worker_boot(self, broker, worker):
-        self.threads = self.make_threads()
-        for thread in self.threads:
+        self.early, self.late = self.make_early(), self.make_late()
+        for thread in (*self.early, *self.late):
             thread.start()
 
     def before_worker_shutdown(self, broker, worker):
-        for thread in self.threads:
-            thread.stop()
-        for thread in self.threads:
-            thread.join(timeout=10)
+        _stop(self.early)
+
+    def after_worker_shutdown(self, broker, worker):
+        _stop(self.late)
+
+
+def _stop(threads: list[StoppableThread]) -> None:
+    for thread in threads:
+        thread.stop()
+        thread.join(timeout=STOP_TIMEOUT)

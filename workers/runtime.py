@@ -5,9 +5,14 @@ back.  ``workers.bootstrap`` builds it; entry points hand it down; use cases,
 middleware and threads receive it (or the parts they call) as arguments.
 """
 
+import os
+import secrets
+import socket
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -26,12 +31,43 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def new_claimant() -> str:
+    """This process's name on the emails it holds: unique across hosts and restarts."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
 class Dispatch(Protocol):
-    """Hands work to the workers (the broker in production, a stub in tests)."""
+    """Hands work to the workers (the broker and this process's courier)."""
 
     def event(self, raw: str, rejected: str | None = None) -> None: ...
 
-    def delivery(self, email_id: uuid.UUID) -> None: ...
+    def delivery(self, email_id: uuid.UUID, delay_ms: int | None = None) -> None:
+        """To any worker, through the broker (after ``delay_ms``)."""
+
+    def attempt(self, email_id: uuid.UUID, held: int) -> None:
+        """To this process's courier: an email it holds, with ``held`` attempts made."""
+
+
+class Holds:
+    """The emails this process is working on, whose leases its keeper renews."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[uuid.UUID] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, email_id: uuid.UUID) -> None:
+        with self._lock:
+            self._counts[email_id] += 1
+
+    def discard(self, email_id: uuid.UUID) -> None:
+        with self._lock:
+            self._counts[email_id] -= 1
+            if self._counts[email_id] <= 0:
+                del self._counts[email_id]
+
+    def snapshot(self) -> list[uuid.UUID]:
+        with self._lock:
+            return list(self._counts)
 
 
 @dataclass
@@ -51,6 +87,9 @@ class Runtime:
     health: TransportHealth | None
     apps: Directory
     clock: Callable[[], datetime] = utcnow
+    #: This process's name on the emails it holds (``emails.claimed_by``).
+    claimant: str = field(default_factory=new_claimant)
+    holds: Holds = field(default_factory=Holds)
 
     def close(self) -> None:
         self.transport.close()

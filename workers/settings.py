@@ -33,7 +33,8 @@ class Settings(BaseModel):
 
     redis_url: str | None = _setting(
         env="REDIS_URL",
-        doc="Redis for the queues (`redis://`, `rediss://` or `unix://`). "
+        doc="Redis for the queues (`redis://`, `rediss://` or `unix://`), or a Sentinel-managed "
+        "primary: `redis+sentinel://[:password@]host:port[,host:port]/service[/db]`. "
         "Unset: the embedded Redis started by `mailroom dev`.",
     )
     database_url: str | None = _setting(
@@ -203,6 +204,31 @@ class Settings(BaseModel):
     )
     retry_max_backoff: float = _setting(
         300.0, env="MAILROOM_RETRY_MAX_BACKOFF", doc="Longest wait between broker retries, seconds."
+    )
+    retain_emails_days: int = _setting(
+        30,
+        env="MAILROOM_RETAIN_EMAILS_DAYS",
+        doc="Days a finished email (sent, suppressed, failed) is kept after it was queued, "
+        "and a dead letter after it was replayed or discarded; `0` keeps them forever.",
+    )
+    retain_events_days: int = _setting(
+        30,
+        env="MAILROOM_RETAIN_EVENTS_DAYS",
+        doc="Days an event id stays in the ledger that makes a redelivered event a duplicate "
+        "(never before its emails and challenges go): keep it longer than any producer may "
+        "publish an event again; `0` keeps them forever.",
+    )
+    retain_challenges_days: int = _setting(
+        7,
+        env="MAILROOM_RETAIN_CHALLENGES_DAYS",
+        doc="Days a challenge is kept after it expired (after its creation if its code or link "
+        "was never mailed), and never before its emails go; `0` keeps them forever.",
+    )
+    retain_dead_letters_days: int = _setting(
+        90,
+        env="MAILROOM_RETAIN_DEAD_LETTERS_DAYS",
+        doc="Days a dead letter nobody replayed or discarded is kept; `0` keeps it until "
+        "someone does.",
     )
     log_format: Literal["json", "console"] | None = _setting(
         env="LOG_FORMAT", doc="`json` or `console`. Default: console on a TTY, JSON otherwise."

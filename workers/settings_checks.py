@@ -10,6 +10,8 @@ from workers.transports.registry import BACKENDS, choices
 
 #: Shortest token secret accepted outside the embedded default, in characters.
 MIN_TOKEN_SECRET_LENGTH = 32
+#: Longest retention a setting may ask for, in days (a century: beyond it, say 0).
+MAX_RETENTION_DAYS = 36_500
 
 
 def check(s) -> None:
@@ -18,8 +20,11 @@ def check(s) -> None:
         ("postgres://", "postgresql://", "postgresql+psycopg://", "sqlite://")
     ):
         raise ConfigError("DATABASE_URL", "must be a postgresql:// or sqlite:/// URL")
-    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+    schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+    if s.redis_url and not s.redis_url.startswith(schemes):
+        raise ConfigError(
+            "REDIS_URL", "must be a redis://, rediss://, unix:// or redis+sentinel:// URL"
+        )
     if not s.embedded:
         required = [("MAILROOM_TOKEN_SECRET", s.token_secret)]
         if s.apps_file is None:  # otherwise each app says it
@@ -62,6 +67,10 @@ def check(s) -> None:
         ("MAILROOM_EMAIL_CHANGE_TTL", s.email_change_ttl, 1, 10),
         ("MAILROOM_RESET_TTL", s.reset_ttl, 1, 1440),
         ("MAILROOM_INVITE_TTL", s.invite_ttl, 1, 30),
+        ("MAILROOM_RETAIN_EMAILS_DAYS", s.retain_emails_days, 0, MAX_RETENTION_DAYS),
+        ("MAILROOM_RETAIN_EVENTS_DAYS", s.retain_events_days, 0, MAX_RETENTION_DAYS),
+        ("MAILROOM_RETAIN_CHALLENGES_DAYS", s.retain_challenges_days, 0, MAX_RETENTION_DAYS),
+        ("MAILROOM_RETAIN_DEAD_LETTERS_DAYS", s.retain_dead_letters_days, 0, MAX_RETENTION_DAYS),
     ):
         if not low <= value <= high:
             raise ConfigError(setting, f"must be between {low} and {high}")

@@ -105,34 +105,49 @@ class Verifier:
                 # Without a challenge, answer as if there were one: locked after
                 # as many wrong codes, so the answers do not reveal which is which.
                 return (Verdict.LOCKED if failures > MAX_ATTEMPTS else Verdict.INVALID), None, []
-            expired = challenges.count_attempt(conn, challenge.id, MAX_ATTEMPTS)
-            if expired is None:
+            counted = challenges.count_attempt(conn, challenge.id, MAX_ATTEMPTS)
+            if counted is None:
                 self._failed(conn, app, purpose, address, now)
                 return Verdict.LOCKED, None, []
-            pepper = self.rt.peppers.get(challenge.key_id)
-            expected = (
-                tokens.code_digest(
-                    pepper,
-                    key_id=challenge.key_id,
-                    app=app,
-                    purpose=purpose,
-                    challenge_id=str(challenge.id),
-                    email=address,
-                    code=code,
+            # The code of the mail before is still good when that mail may have
+            # arrived (its send's outcome was unknown), until its own expiry.
+            secrets = [(challenge.code_hash, challenge.key_id, counted.expired)]
+            if challenge.prev_code_hash is not None:
+                secrets.append(
+                    (challenge.prev_code_hash, challenge.prev_key_id, counted.prev_expired)
                 )
-                if pepper is not None and code.isdigit()
-                else ""
-            )
-            if not tokens.digests_match(challenge.code_hash, expected):
+            matched = [
+                expired
+                for digest, key_id, expired in secrets
+                if self._code_matches(digest, key_id, app, purpose, challenge.id, address, code)
+            ]
+            if not matched:
                 self._failed(conn, app, purpose, address, now)
                 return Verdict.INVALID, None, []
-            if expired:
+            if all(matched):
                 return Verdict.EXPIRED, None, []
             consumed = challenges.consume(conn, challenge.id)
             if consumed is None:
                 return Verdict.INVALID, None, []
             guards.clear(conn, app, purpose, address, now)
             return Verdict.OK, _verified(consumed), self._after_use(conn, consumed, now)
+
+    def _code_matches(self, digest, key_id, app, purpose, challenge_id, address, code) -> bool:
+        pepper = self.rt.peppers.get(key_id)
+        expected = (
+            tokens.code_digest(
+                pepper,
+                key_id=key_id,
+                app=app,
+                purpose=purpose,
+                challenge_id=str(challenge_id),
+                email=address,
+                code=code,
+            )
+            if pepper is not None and code.isdigit()
+            else ""
+        )
+        return tokens.digests_match(digest, expected)
 
     def _failed(self, conn: Connection, app: str, purpose: str, address: str, now) -> int:
         """Count a wrong code against the address; past the cap it cools down."""

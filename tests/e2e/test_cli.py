@@ -4,9 +4,10 @@ import json
 import os
 import subprocess
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from domain.tokens import code_digest
 from tests.commands import MAILROOM, run
@@ -14,8 +15,7 @@ from tests.conftest import TOKEN_SECRET, make_event
 from tests.mail import secrets_in
 from tests.servers import wait_until
 from workers import intake
-from workers.delivery import SEND_LEASE
-from workers.store import outbox
+from workers.store.tables import Email
 
 
 def code_digest_of(challenge, code: str) -> str:
@@ -232,7 +232,7 @@ def test_status_shows_a_failing_transport_while_it_fails(make_mailroom, env, smt
     mailroom = make_mailroom()
     mailroom.publish(make_event())
     wait_until(
-        lambda: any(line["event"] == "email.attempt_failed" for line in mailroom.log_lines()),
+        lambda: any(line["event"] == "email.retrying" for line in mailroom.log_lines()),
         what="a failed attempt",
     )
     failing = run(env, "status", "--json")
@@ -250,12 +250,14 @@ def test_status_shows_a_failing_transport_while_it_fails(make_mailroom, env, smt
 
 def test_status_counts_emails_held_past_their_claim_as_stale(make_mailroom, env):
     mailroom = make_mailroom(start_worker=False)
-    mailroom.rt.dispatch.delivery = lambda _id: None
-    intake.accept_event(mailroom.rt, json.dumps(make_event()))
+    intake.accept_event(mailroom.rt, json.dumps(make_event()))  # held for this process
     [email] = mailroom.emails()
-    long_ago = mailroom.rt.clock() - SEND_LEASE - timedelta(minutes=1)
-    with mailroom.rt.engine.begin() as conn:  # a worker claimed it, then died
-        assert outbox.claim(conn, email.id, long_ago, SEND_LEASE) is not None
+    assert email.status == "sending"
+    report = run(env, "status", "--json")
+    assert json.loads(report.stdout)["stale_sending"] == 0  # its lease runs
+    lapsed = mailroom.rt.clock() - timedelta(seconds=1)
+    with mailroom.rt.engine.begin() as conn:  # the process died: nobody renews it
+        conn.execute(update(Email).where(Email.id == email.id).values(lease_until=lapsed))
     report = run(env, "status", "--json")
     assert json.loads(report.stdout)["stale_sending"] == 1
     assert "stale: 1 sending past their claim (their worker is gone)" in run(env, "status").stdout
@@ -267,3 +269,70 @@ def test_a_database_without_the_schema_says_what_to_run(tmp_path):
     assert result.stderr.strip() == (
         "mailroom: the database has no mailroom schema yet: run `mailroom db upgrade`"
     )
+
+
+def test_purge_counts_then_removes_what_retention_lets_go(env):
+    from sqlalchemy import func, select, text
+
+    from tests import aged_rows
+    from workers import db
+    from workers.retention import Retention, purge
+    from workers.settings import load_settings
+    from workers.store.retention import PURGE_LOCK
+
+    engine = db.make_engine(load_settings(env).sqlalchemy_url)
+    with engine.begin() as conn:
+        ids = aged_rows.build(conn, datetime.now(UTC))
+    everything = {name: set(ids[name]) for name in ids}
+    expected = aged_rows.gone_counts(ids)
+
+    def left():
+        with engine.connect() as conn:
+            return aged_rows.remaining(conn, ids)
+
+    try:
+        dry = run(env, "purge", "--dry-run", "--json")
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout) == {
+            "dry_run": True,
+            "counts": expected,
+            "retention_days": {"emails": 30, "events": 30, "challenges": 7, "dead_letters": 90},
+        }
+        dry = run(env, "purge", "--dry-run")
+        assert dry.stdout.splitlines()[0].split() == ["TABLE", "WOULD", "REMOVE"]
+        assert left() == everything
+
+        with engine.connect() as other:  # another process is purging
+            assert other.scalar(select(func.pg_try_advisory_lock(PURGE_LOCK)))
+            busy = run(env, "purge")
+            assert busy.returncode == 1
+            assert "another process is purging right now" in busy.stderr
+            assert purge(engine, datetime.now(UTC), Retention()) is None
+            other.scalar(select(func.pg_advisory_unlock(PURGE_LOCK)))
+        assert left() == everything
+
+        done = run(env, "purge")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            "TABLE          REMOVED",
+            f"failed_emails  {expected['failed_emails']}",
+            f"emails         {expected['emails']}",
+            f"challenges     {expected['challenges']}",
+            f"events         {expected['events']}",
+        ]
+        assert left() == aged_rows.KEPT
+        again = run(env, "purge", "--json")
+        assert json.loads(again.stdout)["counts"] == dict.fromkeys(expected, 0)
+
+        # In process, on a pooled connection: the lock is given back after the purge.
+        assert purge(engine, datetime.now(UTC), Retention()) == dict.fromkeys(expected, 0)
+        with engine.connect() as conn:
+            held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            assert conn.scalar(text(held)) == 0
+    finally:
+        engine.dispose()
+
+    unreachable = {**env, "DATABASE_URL": "postgresql://mailroom@127.0.0.1:1/mailroom"}
+    result = run(unreachable, "purge")
+    assert result.returncode == 4
+    assert result.stderr.startswith("mailroom: cannot use the database:")

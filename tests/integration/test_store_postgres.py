@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from tests.conftest import change, make_event
 from workers import intake
-from workers.delivery import SEND_LEASE
-from workers.store import dead_letters, outbox
+from workers.delivery import CLAIM_LEASE
+from workers.store import claims, dead_letters
 from workers.store.tables import Challenge, EventRow
+from workers.sweeper import STALE_QUEUED_AFTER
 
 
 def test_concurrent_duplicates_are_decided_by_the_database(make_mailroom):
@@ -35,30 +36,57 @@ def test_concurrent_duplicates_are_decided_by_the_database(make_mailroom):
 
 
 def test_a_worker_whose_claim_lapsed_cannot_overwrite_the_new_owner(make_mailroom):
-
     mailroom = make_mailroom(start_worker=False)
     rt = mailroom.rt
-    rt.dispatch.delivery = lambda _id: None
-    intake.accept_event(rt, json.dumps(make_event()))
+    intake.accept_event(rt, json.dumps(make_event()))  # held by this process
     [email] = mailroom.emails()
-    now = rt.clock()
     with rt.engine.begin() as conn:
-        first = outbox.claim(conn, email.id, now, SEND_LEASE).lease_until
-    later = now + SEND_LEASE + timedelta(seconds=1)  # the first worker hung past its lease
+        first = claims.claim_of(claims.begin_attempt(conn, email.id, rt.claimant, 0))
+    # The first process stalled past its lease; another took the email over.
+    later = email.lease_until + timedelta(seconds=1)
     with rt.engine.begin() as conn:
-        second = outbox.claim(conn, email.id, later, SEND_LEASE).lease_until
+        [(_, attempts)] = claims.take_due(
+            conn, "other-1", later, stale_after=STALE_QUEUED_AFTER, lease=CLAIM_LEASE, limit=5
+        )
+        second = claims.claim_of(claims.begin_attempt(conn, email.id, "other-1", attempts))
+    assert second == ("other-1", 2)
     with rt.engine.begin() as conn:
-        stale = dict(now=later, attempts=1, message_id="<a@b>", provider_id=None,
-                     transport="smtp")  # fmt: skip
-        assert not outbox.mark_sent(conn, email.id, claim=first, **stale)
-        outbox.release_claim(conn, email.id, first, later)
+        stale = dict(now=later, message_id="<a@b>", provider_id=None, transport="smtp")
+        assert not claims.mark_sent(conn, email.id, claim=first, **stale)
+        claims.release_claim(conn, email.id, first, later)
         assert dead_letters.file_email(conn, email.id, reason="rejected", error="x",
-                                       attempts=1, now=later, claim=first) is None  # fmt: skip
+                                       now=later, claim=first) is None  # fmt: skip
+        assert claims.renew(conn, rt.claimant, [email.id], later + CLAIM_LEASE) == 0
     [still] = mailroom.emails()
-    assert (still.status, still.lease_until) == ("sending", second)
+    assert (still.status, still.claimed_by, still.attempts) == ("sending", "other-1", 2)
     with rt.engine.begin() as conn:
-        assert outbox.mark_sent(conn, email.id, claim=second, **stale)
+        assert claims.mark_sent(conn, email.id, claim=second, **stale)
     assert mailroom.emails()[0].status == "sent"
+
+
+def test_concurrent_sweeps_take_each_email_once(make_mailroom):
+    mailroom = make_mailroom(start_worker=False)
+    rt = mailroom.rt
+    for n in range(40):
+        intake.accept_event(rt, json.dumps(make_event(data={"email": f"u{n}@example.com"})))
+    lapsed = rt.clock() + CLAIM_LEASE + timedelta(seconds=1)
+    barrier = threading.Barrier(4)
+    taken: dict[str, list] = {}
+
+    def sweep(name):
+        barrier.wait()
+        with rt.engine.begin() as conn:
+            taken[name] = claims.take_due(
+                conn, name, lapsed, stale_after=STALE_QUEUED_AFTER, lease=CLAIM_LEASE, limit=40
+            )
+
+    threads = [threading.Thread(target=sweep, args=(f"p{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [email_id for rows in taken.values() for email_id, _ in rows]
+    assert len(ids) == len(set(ids)) == 40
 
 
 def test_concurrent_claims_of_one_address_cannot_both_win(make_mailroom):
@@ -89,7 +117,6 @@ def test_a_dead_letter_keeps_nul_on_postgresql(make_mailroom):
 
 def test_a_batch_is_one_transaction_that_sees_itself(make_mailroom):
     mailroom = make_mailroom(start_worker=False)
-    mailroom.rt.dispatch.delivery = lambda _id: None
     events = [make_event(data={"email": "ada@example.com"}) for _ in range(4)]
     events.append(change(user="u1", current="bob@example.com", new="ada@example.org"))
     intake.accept_batch(mailroom.rt, [(json.dumps(e), None) for e in events])

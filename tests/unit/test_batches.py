@@ -3,6 +3,7 @@ come one by one (rate limits, supersession, address claims), and a value the
 database refuses costs only its own event."""
 
 import json
+from datetime import timedelta
 
 from sqlalchemy.exc import DataError
 
@@ -10,6 +11,7 @@ from tests.conftest import change, make_event
 from workers import intake
 from workers.store import outbox
 from workers.store.tables import Challenge, Email, EventRow, FailedEmail
+from workers.sweeper import sweep
 
 
 def signup(address: str) -> dict:
@@ -99,21 +101,21 @@ def test_an_event_the_planner_fails_on_is_dead_lettered_alone(unit, monkeypatch)
     assert [str(r.id) for r in unit.rows(EventRow)] == [ok["id"]]
 
 
-def test_an_entry_read_again_sends_on_the_mail_it_left_queued(unit):
-    # The bridge committed the event, then died before its mail was enqueued.
-    lost = []
-    unit.rt.dispatch.delivery = lost.append
+def test_an_entry_read_again_after_its_bridge_died_is_sent_once_by_the_sweeper(unit):
+    # The bridge committed the event, then its process died before the send:
+    # the mail is held for a process that no longer renews it.
     event = signup("ada@example.com")
-    batch(unit, event)
-    assert len(lost) == 1
-    del unit.rt.dispatch.delivery
-    # Another bridge reads the unacknowledged entry again: no second event, but
-    # the queued mail goes out.
+    [email] = unit.accept_unsent(event)
+    # Another bridge reads the unacknowledged entry again: no second event or mail.
     batch(unit, event)
     unit.drain()
+    assert unit.transport.sent == [] and len(unit.rows(Email)) == 1
+    # Once the dead process's lease lapses, a sweep sends it, once.
+    lapsed = email.lease_until + timedelta(seconds=1)
+    assert sweep(unit.rt.engine, unit.rt.claimant, unit.rt.dispatch.courier, lapsed) == 1
+    unit.drain()
     assert [m["To"] for m in unit.transport.sent] == ["ada@example.com"]
-    assert len(unit.rows(Email)) == 1
-    # Once it is sent, reading the entry yet again sends nothing more.
+    assert sweep(unit.rt.engine, unit.rt.claimant, unit.rt.dispatch.courier, lapsed) == 0
     batch(unit, event)
     unit.drain()
     assert len(unit.transport.sent) == 1

@@ -12,17 +12,22 @@ from domain.vocabulary import DeadLetterStatus, Purpose
 from tests.conftest import make_event
 from workers import delivery, intake
 from workers.actors import DELIVER, EVENTS_QUEUE, HANDLE_EVENT, MAIL_QUEUE
-from workers.delivery import SEND_LEASE
+from workers.delivery import CLAIM_LEASE
 from workers.middleware import DeadLetters
-from workers.store import dead_letters, ledger, outbox
+from workers.store import claims, dead_letters, ledger
 from workers.store.tables import Challenge, Email, EventRow, FailedEmail
 from workers.sweeper import STALE_QUEUED_AFTER
 
+#: Another worker process, as the outbox knows it.
+OTHER = "other-host-4242-0a0b0c0d"
+
 
 def queued_email(unit, event: dict | None = None) -> Email:
-    """An event accepted, its mail queued (and its delivery message left unsent)."""
-    unit.rt.dispatch.delivery = lambda _id: None
-    intake.accept_event(unit.rt, json.dumps(event or make_event()))
+    """An event accepted, its mail handed back to the queue before any attempt
+    (as a stopping process does)."""
+    [email] = unit.accept_unsent(event or make_event())
+    with unit.rt.engine.begin() as conn:
+        claims.release_all(conn, unit.rt.claimant, unit.rt.clock())
     [email] = unit.rows(Email)
     return email
 
@@ -76,16 +81,16 @@ def test_an_event_whose_handling_keeps_failing_is_dead_lettered_by_the_worker(un
 
 def test_a_delivery_the_broker_gave_up_on_is_dead_lettered_with_the_emails_error(unit):
     email = queued_email(unit)
-    with unit.rt.engine.begin() as conn:
-        claim = outbox.claim(conn, email.id, unit.rt.clock(), SEND_LEASE).lease_until
-        outbox.schedule_retry(
-            conn,
-            email.id,
-            claim=claim,
-            attempts=4,
-            error="SMTP 421 4.7.0 try again later",
-            next_attempt_at=unit.rt.clock(),
-        )
+    for _ in range(4):
+        with unit.rt.engine.begin() as conn:
+            row = claims.claim(conn, email.id, OTHER, unit.rt.clock(), CLAIM_LEASE)
+            claims.schedule_retry(
+                conn,
+                email.id,
+                claim=claims.claim_of(row),
+                error="SMTP 421 4.7.0 try again later",
+                next_attempt_at=unit.rt.clock(),
+            )
     message = dramatiq.Message(
         queue_name=MAIL_QUEUE, actor_name=DELIVER, args=(str(email.id),), kwargs={}, options={}
     )
@@ -105,7 +110,7 @@ def test_exhausted_retries_file_nothing_while_another_worker_holds_the_email(uni
     email = queued_email(unit)
     now = unit.rt.clock()
     with unit.rt.engine.begin() as conn:
-        lease_until = outbox.claim(conn, email.id, now, SEND_LEASE).lease_until
+        lease_until = claims.claim(conn, email.id, OTHER, now, CLAIM_LEASE).lease_until
 
     assert delivery.dead_letter_exhausted(unit.rt, email.id, "Retry: gave up") is None
     assert unit.rows(FailedEmail) == []
@@ -124,7 +129,7 @@ def test_exhausted_retries_file_nothing_while_another_worker_holds_the_email(uni
         email.id,
     )
     [ended] = unit.rows(Email)
-    assert (ended.status, ended.lease_until) == ("failed", None)
+    assert (ended.status, ended.lease_until, ended.claimed_by) == ("failed", None, None)
 
 
 def test_exhausted_retries_file_nothing_for_a_sent_email(unit):
@@ -195,66 +200,63 @@ def test_a_refused_email_change_event_sends_not_even_its_notice(unit):
     assert unit.rows(Email, Email.event_id == uuid.UUID(second["id"])) == []
 
 
-# ---------------------------------------------------------------- d. the sweeper hands out once
+# ---------------------------------------------------------------- d. the sweeper takes over once
 
 
-def test_a_due_email_is_handed_out_once(unit):
+def take_due(unit, when, claimant=OTHER, limit=100):
+    with unit.rt.engine.begin() as conn:
+        return claims.take_due(
+            conn, claimant, when, stale_after=STALE_QUEUED_AFTER, lease=CLAIM_LEASE, limit=limit
+        )
+
+
+def test_a_due_email_is_taken_over_once(unit):
     email = queued_email(unit)
     now = unit.rt.clock()
-    with unit.rt.engine.begin() as conn:
-        assert outbox.due(conn, now, STALE_QUEUED_AFTER, 100) == []  # not stale yet
+    assert take_due(unit, now) == []  # not stale yet
 
     later = now + STALE_QUEUED_AFTER + timedelta(seconds=1)
-    with unit.rt.engine.begin() as conn:
-        assert outbox.due(conn, later, STALE_QUEUED_AFTER, 100) == [email.id]
-    with unit.rt.engine.begin() as conn:
-        assert outbox.due(conn, later, STALE_QUEUED_AFTER, 100) == []
-    [pushed] = unit.rows(Email)
-    assert (pushed.status, pushed.next_attempt_at) == ("queued", later)
-    # Still undelivered a stale period later: handed out again.
-    again = later + STALE_QUEUED_AFTER
-    with unit.rt.engine.begin() as conn:
-        assert outbox.due(conn, again, STALE_QUEUED_AFTER, 100) == [email.id]
+    assert take_due(unit, later) == [(email.id, 0)]
+    assert take_due(unit, later) == []  # held by the taker now
+    [held] = unit.rows(Email)
+    assert (held.status, held.claimed_by, held.lease_until) == (
+        "sending",
+        OTHER,
+        later + CLAIM_LEASE,
+    )
 
 
-def test_a_lapsed_sending_claim_is_queued_again_and_handed_out(unit):
-    # A notice: its deadline (a day) outlives the claim (a code's mail would expire first).
-    data = {"email": "ada@example.com", "user_id": "u1"}
-    email = queued_email(unit, make_event("password.changed", data))
-    now = unit.rt.clock()
-    with unit.rt.engine.begin() as conn:
-        lease_until = outbox.claim(conn, email.id, now, SEND_LEASE).lease_until
+def test_mail_held_by_a_process_that_died_is_taken_over_when_its_lease_lapses(unit):
+    [email] = unit.accept_unsent(make_event())  # held for this process's courier
+    assert (email.status, email.claimed_by) == ("sending", unit.rt.claimant)
 
-    while_held = lease_until - timedelta(seconds=1)
-    with unit.rt.engine.begin() as conn:
-        assert outbox.due(conn, while_held, STALE_QUEUED_AFTER, 100) == []
-    assert unit.rows(Email)[0].status == "sending"
+    while_held = email.lease_until - timedelta(seconds=1)
+    assert take_due(unit, while_held) == []
+    lapsed = email.lease_until + timedelta(seconds=1)
+    assert take_due(unit, lapsed) == [(email.id, 0)]
 
-    lapsed = lease_until + timedelta(seconds=1)
-    with unit.rt.engine.begin() as conn:
-        assert outbox.due(conn, lapsed, STALE_QUEUED_AFTER, 100) == [email.id]
-    [requeued] = unit.rows(Email)
-    assert (requeued.status, requeued.lease_until) == ("queued", None)
-    with unit.rt.engine.begin() as conn:
-        assert outbox.due(conn, lapsed, STALE_QUEUED_AFTER, 100) == []
+    # The first process's courier, had it lived on, finds its hold gone.
+    assert delivery.deliver_email(unit.rt, email.id, held=0).status == "skipped"
+    assert unit.transport.sent == []
 
-    # And the delivery it is handed to sends it.
-    unit.rt.clock = lambda: lapsed
-    assert delivery.deliver_email(unit.rt, email.id).status == "sent"
-    assert len(unit.transport.sent) == 1
+
+def test_a_process_that_renews_keeps_its_mail(unit):
+    [email] = unit.accept_unsent(make_event())
+    renewed_until = email.lease_until + CLAIM_LEASE
+    with unit.rt.engine.begin() as conn:
+        assert claims.renew(conn, unit.rt.claimant, [email.id], renewed_until) == 1
+    assert take_due(unit, email.lease_until + timedelta(seconds=1)) == []
+    assert delivery.deliver_email(unit.rt, email.id, held=0).status == "sent"
 
 
 def test_the_sweep_respects_its_batch_limit(unit):
-    unit.rt.dispatch.delivery = lambda _id: None
     for address in ("a@example.com", "b@example.com", "c@example.com"):
-        intake.accept_event(unit.rt, json.dumps(make_event(data={"email": address})))
-    later = unit.rt.clock() + STALE_QUEUED_AFTER + timedelta(seconds=1)
-    with unit.rt.engine.begin() as conn:
-        first = outbox.due(conn, later, STALE_QUEUED_AFTER, 2)
-    with unit.rt.engine.begin() as conn:
-        rest = outbox.due(conn, later, STALE_QUEUED_AFTER, 2)
+        unit.accept_unsent(make_event(data={"email": address}))
+    lapsed = unit.rt.clock() + CLAIM_LEASE + timedelta(seconds=1)
+    first = take_due(unit, lapsed, limit=2)
+    rest = take_due(unit, lapsed, claimant="third-host-1-00000000", limit=2)
     assert len(first) == 2 and len(rest) == 1
-    assert set(first) | set(rest) == {e.id for e in unit.rows(Email)}
+    assert {i for i, _ in first} | {i for i, _ in rest} == {e.id for e in unit.rows(Email)}
 
 
 # ---------------------------------------------------------------- e. counting dead letters

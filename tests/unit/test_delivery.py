@@ -4,8 +4,6 @@ import json
 import re
 from datetime import timedelta
 
-import pytest
-
 from domain import tokens
 from domain.errors import PermanentError, TransientError, TransportConfigError
 from tests.conftest import make_event
@@ -27,12 +25,6 @@ class FlakyTransport(RecordingTransport):
             self.attempts += 1
             raise TransientError("421 4.7.0 try again later")
         return super().send(message, sender=sender, recipient=recipient)
-
-
-@pytest.fixture
-def no_quick_waits(monkeypatch):
-    """The in-process retries run back to back (their real waits are 1, 2, 4 s)."""
-    monkeypatch.setattr(delivery, "QUICK_RETRY_DELAYS", (0, 0, 0))
 
 
 def accept(unit, event=None) -> None:
@@ -84,7 +76,22 @@ def test_the_mail_is_complete_and_its_secret_is_issued_at_send_time(unit):
     assert code not in unit.log.getvalue() and token not in unit.log.getvalue()
 
 
-def test_transient_failures_within_the_quick_retries_cost_one_delivery(unit, no_quick_waits):
+def test_a_transient_failure_is_one_attempt_and_a_scheduled_retry(unit):
+    # No sleeping in the attempt: it ends at once and the broker holds the retry.
+    unit.transport.fail_with = TransientError("421 4.7.0 try again later")
+    [email] = unit.accept_unsent(make_event())
+    outcome = delivery.deliver_email(unit.rt, email.id, held=0)
+
+    assert outcome.status == "retrying" and unit.transport.attempts == 1
+    [waiting] = unit.rows(Email)
+    assert (waiting.status, waiting.attempts, waiting.claimed_by) == ("queued", 1, None)
+    assert waiting.last_error == "421 4.7.0 try again later"
+    assert waiting.next_attempt_at > unit.rt.clock()
+    [line] = logged(unit, "email.retrying")
+    assert line["attempts"] == 1 and line["retry_in_seconds"] <= 0.05
+
+
+def test_a_transient_failure_is_retried_by_the_broker_then_sent(unit):
     unit.rt.transport = FlakyTransport(failures=2)
     accept(unit)
     unit.drain()
@@ -92,21 +99,11 @@ def test_transient_failures_within_the_quick_retries_cost_one_delivery(unit, no_
     assert len(unit.rt.transport.sent) == 1
     [email] = unit.rows(Email)
     assert (email.status, email.attempts, email.last_error) == ("sent", 3, None)
-    assert logged(unit, "email.retrying") == []
-
-
-def test_a_transient_failure_is_retried_by_the_broker_then_sent(unit, no_quick_waits):
-    # One delivery makes four tries (one and three quick retries), all failing,
-    # so the broker runs the delivery again: its first try fails, its second sends.
-    unit.rt.transport = FlakyTransport(failures=5)
-    accept(unit)
-    unit.drain()
-
-    assert len(unit.rt.transport.sent) == 1
-    [email] = unit.rows(Email)
-    assert (email.status, email.attempts, email.last_error) == ("sent", 6, None)
     retrying = logged(unit, "email.retrying")
-    assert [(r["attempts"], r["error"]) for r in retrying] == [(4, "421 4.7.0 try again later")]
+    assert [(r["attempts"], r["error"]) for r in retrying] == [
+        (1, "421 4.7.0 try again later"),
+        (2, "421 4.7.0 try again later"),
+    ]
     assert unit.rows(FailedEmail) == []
 
 
@@ -156,7 +153,7 @@ def test_a_code_past_its_deadline_is_not_sent(unit):
     assert unit.rows(Challenge)[0].code_hash is None
 
 
-def test_retries_that_would_land_past_the_deadline_are_dead_lettered(unit, no_quick_waits):
+def test_retries_that_would_land_past_the_deadline_are_dead_lettered(unit):
     unit.transport.fail_with = TransientError("connection refused")
     accept(unit)
     [email] = unit.rows(Email)
@@ -165,9 +162,9 @@ def test_retries_that_would_land_past_the_deadline_are_dead_lettered(unit, no_qu
     unit.rt.clock = lambda: just_before
     unit.drain()
 
-    assert unit.transport.attempts == 4  # one try and three quick retries
+    assert unit.transport.attempts == 1
     [failed] = unit.rows(FailedEmail)
-    assert (failed.reason, failed.attempts) == ("expired_before_delivery", 4)
+    assert (failed.reason, failed.attempts) == ("expired_before_delivery", 1)
     assert failed.error == "connection refused"
 
 

@@ -34,11 +34,12 @@ def change(user="u1", current="ada@example.com", new="ada@example.org"):
 # ---------------------------------------------------------------- accepted
 
 
-def test_a_signup_is_recorded_queued_then_sent(unit):
+def test_a_signup_is_recorded_held_for_this_process_then_sent(unit):
     event = accept(unit, make_event(data={"email": "Ada@Example.COM", "name": "Ada"}))
 
     [email] = unit.rows(Email)
-    assert (email.status, email.kind, email.recipient) == ("queued", "signup", "Ada@example.com")
+    assert (email.status, email.kind, email.recipient) == ("sending", "signup", "Ada@example.com")
+    assert (email.claimed_by, email.attempts) == (unit.rt.claimant, 0)
     assert email.event_id == uuid.UUID(event["id"])
     [challenge] = unit.rows(Challenge)
     assert (challenge.purpose, challenge.email_key) == ("signup", "ada@example.com")

@@ -19,6 +19,7 @@ from workers.cli import (  # noqa: F401 (each module adds its commands to the gr
     operations,
     previews,
     publishing,
+    retention,
     run,
 )
 from workers.cli.base import EXIT_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE, cli

@@ -17,6 +17,7 @@ from workers.cli.base import (
     open_engine,
     table,
 )
+from workers.redisconn import connect
 from workers.store import dead_letters
 
 
@@ -142,7 +143,6 @@ def failed_replay(failed_ids, replay_all, reason, dry_run, as_json) -> None:
     an event that never became mail is published again.  A row is replayed
     once: replaying it again is refused.
     """
-    import redis as redis_lib
 
     from workers.replay import replay
 
@@ -158,7 +158,7 @@ def failed_replay(failed_ids, replay_all, reason, dry_run, as_json) -> None:
                 failed_ids = [r.id for r in dead_letters.list_failed(conn, reason=reason)]
         if not failed_ids:
             raise Failure("nothing to replay")
-        with redis_lib.Redis.from_url(runtime.redis_url) as client:
+        with connect(runtime.redis_url) as client:
             for failed_id in failed_ids:
                 result = replay(runtime, client, failed_id, dry_run=dry_run).as_dict()
                 errors += "error" in result

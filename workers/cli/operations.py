@@ -4,7 +4,6 @@ import sys
 from datetime import UTC, datetime
 
 import click
-import redis
 
 from workers.cli.base import (
     EXIT_FAILED,
@@ -14,7 +13,8 @@ from workers.cli.base import (
     open_engine,
     table,
 )
-from workers.store import dead_letters, outbox
+from workers.redisconn import connect
+from workers.store import claims, dead_letters, outbox
 
 
 @cli.group()
@@ -148,9 +148,9 @@ def status(as_json: bool) -> None:
     settings = current_settings()
     with open_engine().connect() as conn:
         emails = outbox.count_by_status(conn)
-        stale = outbox.count_stale(conn, datetime.now(UTC))
+        stale = claims.count_stale(conn, datetime.now(UTC))
         dead = dead_letters.count(conn)
-    with redis.Redis.from_url(redis_url_for(settings)) as client:
+    with connect(redis_url_for(settings)) as client:
         transports = health.read(client)
         queues = {
             "ingress": client.xlen(STREAM) if client.exists(STREAM) else 0,

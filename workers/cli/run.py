@@ -38,7 +38,9 @@ def dev(demo: bool, threads: int) -> None:
     worker = None
     try:
         db.upgrade(settings.sqlalchemy_url)
-        runtime = install(build_runtime(settings, redis_url=server.url if server else None))
+        runtime = install(
+            build_runtime(settings, redis_url=server.url if server else None, threads=threads)
+        )
         worker = dramatiq.Worker(runtime.broker, worker_threads=threads)
         worker.start()
         where = settings.outbox_dir if settings.transport == "file" else settings.smtp_host
@@ -74,17 +76,20 @@ def _wait_for_signal() -> None:
 @click.option("--processes", "-p", default=2, show_default=True, help="Worker processes.")
 @click.option("--threads", "-t", default=8, show_default=True, help="Threads per process.")
 def worker(processes: int, threads: int) -> None:
-    """Run the production workers: Dramatiq processes (the Procfile `worker:`)."""
-    from dramatiq.cli import main as dramatiq_main
-    from dramatiq.cli import make_argument_parser
+    """Run the production workers (the Procfile `worker:`).
 
+    A master process starts the worker processes and replaces any that dies.
+    SIGTERM or SIGINT stops them gracefully: each finishes the mail in hand
+    and hands back what waits (killed after 60 s).
+    """
     from workers.embedded import redis_url_for
+    from workers.logs import configure_logging
+    from workers.supervisor import supervise
 
-    redis_url_for(current_settings())  # fail here, in one line, rather than in every child
-    args = make_argument_parser().parse_args(
-        ["workers.entry:setup", "--skip-logging", "-p", str(processes), "-t", str(threads)]
-    )
-    sys.exit(dramatiq_main(args))
+    settings = current_settings()
+    redis_url_for(settings)  # fail here, in one line, rather than in every child
+    configure_logging(settings.log_format, settings.log_level)
+    sys.exit(supervise(processes, threads))
 
 
 @cli.command()

@@ -6,6 +6,7 @@
 * ``outbox``: emails, their delivery claims and the rate-limit count.
 * ``dead_letters``: what could not be sent or accepted, replay and discard.
 * ``apikeys``: the verification API's keys.
+* ``retention``: what may be deleted once old, in bounded batches.
 * ``tables``: the SQLAlchemy tables; ``sql``: the one dialect helper.
 
 Each function runs a few statements inside the caller's transaction.  State

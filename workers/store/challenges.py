@@ -7,7 +7,7 @@ is compared with the database clock.
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
 
@@ -165,15 +165,25 @@ def insert_rows(conn: Connection, rows: list[dict]) -> None:
         conn.execute(_INSERT, rows)
 
 
-_STORE_DIGESTS = (
-    update(CHALLENGES)
-    .where(C.id == bindparam("b_id"), *live())
-    .values(
-        code_hash=bindparam("b_code"),
-        token_hash=bindparam("b_token"),
-        key_id=bindparam("b_key"),
-        issued_at=db_now(),
-        expires_at=db_now_plus(bindparam("b_ttl", type_=SECONDS)),
+_NEW_DIGESTS = {
+    "code_hash": bindparam("b_code"),
+    "token_hash": bindparam("b_token"),
+    "key_id": bindparam("b_key"),
+    "issued_at": db_now(),
+    "expires_at": db_now_plus(bindparam("b_ttl", type_=SECONDS)),
+}
+#: Replace the secret; or replace it and keep the one before as ``prev_*``
+#: (a SET reads the row as it was, so ``prev_code_hash=code_hash`` moves it).
+_STORE_DIGESTS, _ROTATE_DIGESTS = (
+    update(CHALLENGES).where(C.id == bindparam("b_id"), *live()).values(**_NEW_DIGESTS, **previous)
+    for previous in (
+        dict.fromkeys(("prev_code_hash", "prev_token_hash", "prev_key_id", "prev_expires_at")),
+        {
+            "prev_code_hash": C.code_hash,
+            "prev_token_hash": C.token_hash,
+            "prev_key_id": C.key_id,
+            "prev_expires_at": C.expires_at,
+        },
     )
 )
 
@@ -186,8 +196,11 @@ def store_secret_digests(
     token_hash: str,
     key_id: str,
     ttl_seconds: float,
+    keep_previous: bool = False,
 ) -> bool:
-    """Replace a live challenge's secret (the previous code and link stop working).
+    """Give a live challenge a new secret.  The previous code and link stop
+    working, unless ``keep_previous`` (the mail that carried them may have
+    arrived): then they work until their own expiry, beside the new ones.
 
     Issue and expiry times come from the database clock.  False when the
     challenge is no longer live (superseded, revoked or used before this mail).
@@ -199,7 +212,8 @@ def store_secret_digests(
         "b_key": key_id,
         "b_ttl": ttl_seconds,
     }
-    return bool(conn.execute(_STORE_DIGESTS, parameters).rowcount)
+    statement = _ROTATE_DIGESTS if keep_previous else _STORE_DIGESTS
+    return bool(conn.execute(statement, parameters).rowcount)
 
 
 def latest_live(conn: Connection, app: str, purpose: Purpose, address: str) -> Row | None:
@@ -217,20 +231,33 @@ def latest_live(conn: Connection, app: str, purpose: Purpose, address: str) -> R
     ).first()
 
 
-def count_attempt(conn: Connection, challenge_id: uuid.UUID, max_attempts: int) -> bool | None:
+def count_attempt(conn: Connection, challenge_id: uuid.UUID, max_attempts: int) -> Row | None:
     """Count one try of a code.  None when the challenge is locked (or no longer
-    live); otherwise whether it has expired, by the database clock."""
-    counted = conn.execute(
+    live); otherwise whether its secret (``expired``) and the previous one
+    (``prev_expired``) have expired, by the database clock."""
+    return conn.execute(
         update(CHALLENGES)
         .where(C.id == challenge_id, C.attempts < max_attempts, *live())
         .values(attempts=C.attempts + 1)
-        .returning((C.expires_at <= db_now()).label("expired"))
+        .returning(
+            (C.expires_at <= db_now()).label("expired"),
+            func.coalesce(C.prev_expires_at <= db_now(), True).label("prev_expired"),
+        )
     ).first()
-    return None if counted is None else bool(counted.expired)
 
 
 def _by_token(app: str, purpose: Purpose, digests: list[str]) -> tuple:
-    return (C.token_hash.in_(digests), C.app == app, C.purpose == purpose)
+    """The challenge a token digest belongs to: its current or its previous secret."""
+    either = or_(C.token_hash.in_(digests), C.prev_token_hash.in_(digests))
+    return (either, C.app == app, C.purpose == purpose)
+
+
+def _token_fresh(digests: list[str]):
+    """The token (current or previous secret) has not expired, by the database clock."""
+    return or_(
+        and_(C.token_hash.in_(digests), C.expires_at > db_now()),
+        and_(C.prev_token_hash.in_(digests), C.prev_expires_at > db_now()),
+    )
 
 
 def _consume(conn: Connection, where: tuple) -> Row | None:
@@ -248,7 +275,7 @@ def consume(conn: Connection, challenge_id: uuid.UUID) -> Row | None:
 
 
 def consume_token(conn: Connection, app: str, purpose: Purpose, digests: list[str]) -> Row | None:
-    return _consume(conn, _by_token(app, purpose, digests))
+    return _consume(conn, (*_by_token(app, purpose, digests), _token_fresh(digests)))
 
 
 def find_token(
@@ -260,7 +287,7 @@ def find_token(
         select(
             CHALLENGES,
             and_(*live()).label("live"),
-            (C.expires_at > db_now()).label("fresh"),
+            _token_fresh(digests).label("fresh"),
         ).where(*_by_token(app, purpose, digests))
     ).first()
     if found is None:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 from domain.flows import EmailSpec
 from domain.policy import MAX_DEAD_LETTER_PAYLOAD
 from domain.vocabulary import DeadLetterStatus, Reason
-from workers.store import ledger, outbox
+from workers.store import claims, ledger, outbox
 from workers.store.tables import FailedEmail
 
 FAILED = FailedEmail.__table__
@@ -31,13 +31,15 @@ def file_email(
     *,
     reason: Reason,
     error: str,
-    attempts: int,
     now: datetime,
-    claim: datetime | None = None,
+    claim: claims.Claim | None = None,
+    attempted: bool = True,
 ) -> Filed | None:
     """Mark the email failed and file its dead letter; None when this caller may
-    not end it (see ``outbox.mark_failed``)."""
-    email = outbox.mark_failed(conn, email_id, error=error, attempts=attempts, claim=claim, now=now)
+    not end it (see ``claims.mark_failed``)."""
+    email = claims.mark_failed(
+        conn, email_id, error=error, claim=claim, now=now, attempted=attempted
+    )
     if email is None:
         return None
     failed_id = conn.execute(
@@ -60,8 +62,21 @@ def file_email(
 
 
 def _storable(text: str) -> str:
-    """PostgreSQL text cannot hold NUL: kept as its JSON escape, so nothing is lost."""
-    return text.replace("\x00", "\\u0000")
+    """Text as PostgreSQL can hold it: NUL, which no text column can, kept as its
+    JSON escape; a lone surrogate (a JSON escape such as ``\\ud800`` parsed, then
+    written back by redaction), which UTF-8 cannot encode, as its Python escape."""
+    text = text.replace("\x00", "\\u0000")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _kept(payload: str, error: str) -> tuple[str, str]:
+    """The payload as stored, cut to ``MAX_DEAD_LETTER_PAYLOAD`` characters, and
+    the error, which says when it was cut (a cut payload cannot be replayed as is)."""
+    payload = _storable(payload)
+    if len(payload) <= MAX_DEAD_LETTER_PAYLOAD:
+        return payload, error
+    cut = f"raw content cut to its first {MAX_DEAD_LETTER_PAYLOAD} characters"
+    return payload[:MAX_DEAD_LETTER_PAYLOAD], f"{error} ({cut})"
 
 
 def file_event(
@@ -75,7 +90,9 @@ def file_event(
     event_type: str | None = None,
     attempts: int = 0,
 ) -> int:
-    """File an event that never became mail, keeping its (redacted) raw content for replay."""
+    """File an event that never became mail, keeping its (redacted) raw content for
+    replay: whatever its characters, at most ``MAX_DEAD_LETTER_PAYLOAD`` of them."""
+    payload, error = _kept(payload, error)
     return conn.execute(
         insert(FAILED)
         .values(
@@ -84,7 +101,7 @@ def file_event(
             reason=reason,
             error=_storable(error),
             attempts=attempts,
-            payload=_storable(payload[:MAX_DEAD_LETTER_PAYLOAD]),
+            payload=payload,
             status=DeadLetterStatus.DEAD,
             created_at=now,
         )

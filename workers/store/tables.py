@@ -82,6 +82,12 @@ class Challenge(Base):
     key_id: Mapped[str | None] = mapped_column(String(32))
     issued_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+    #: The secret of the attempt before, kept when that mail may have reached the
+    #: user (its outcome is unknown): it works until its own expiry.
+    prev_code_hash: Mapped[str | None] = mapped_column(String(64))
+    prev_token_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    prev_key_id: Mapped[str | None] = mapped_column(String(32))
+    prev_expires_at: Mapped[datetime | None]
     consumed_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     superseded_at: Mapped[datetime | None]
@@ -91,6 +97,7 @@ class Challenge(Base):
 
     __table_args__ = (
         Index("ix_challenges_user", "app", "user_id"),
+        Index("ix_challenges_event", "event_id"),
         # One live pending email change per user (and, below, one live claim
         # per new address): two concurrent requests cannot both win.
         Index(
@@ -122,10 +129,14 @@ class Email(Base):
     status: Mapped[str] = mapped_column(String(16))
     #: Why a suppressed email was not sent (rate_limited, locked).
     suppressed_reason: Mapped[str | None] = mapped_column(String(32))
+    #: Attempts started (a claim that sends counts one before it sends).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     deadline: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
+    #: The worker process holding a ``sending`` email, and until when: its lease
+    #: keeper renews it while the process lives.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(255))
     provider_id: Mapped[str | None] = mapped_column(String(255))
@@ -138,6 +149,8 @@ class Email(Base):
         # The sweeper's scan: unfinished mail by when it is next due.
         Index("ix_emails_due", "status", "next_attempt_at"),
         Index("ix_emails_challenge", "challenge_id"),
+        # Retention deletes events and challenges only once no email refers to them.
+        Index("ix_emails_event", "event_id"),
     )
 
 
@@ -167,6 +180,7 @@ class FailedEmail(Base):
     __table_args__ = (
         Index("ix_failed_emails_status_created", "status", "created_at"),
         Index("ix_failed_emails_reason", "reason"),
+        Index("ix_failed_emails_email", "email_id"),
     )
 
 
