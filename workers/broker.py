@@ -9,7 +9,7 @@ bootstrap adds it once the runtime exists.
 """
 
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import Retries, ShutdownNotifications, TimeLimit
 
 from workers.redisconn import connect
 
@@ -29,7 +29,6 @@ def make_broker(redis_url: str, *, min_backoff_ms: int, max_backoff_ms: int) -> 
         TimeLimit(),
         ShutdownNotifications(),
         Retries(min_backoff=min_backoff_ms, max_backoff=max_backoff_ms),
-        CurrentMessage(),
     ]
     return RedisBroker(
         client=connect(redis_url),

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dramatiq.common import compute_backoff
+from sqlalchemy.exc import InterfaceError, OperationalError
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from domain import tokens
 from domain.addresses import address_key, mask_address
@@ -27,6 +29,9 @@ from workers.store.claims import Claim
 #: ``workers.claims.RENEW_EVERY``; a killed one frees its mail this long after
 #: its last renewal, for the sweeper to hand to a live process.
 CLAIM_LEASE = timedelta(seconds=15)
+#: Seconds a delivery waits out an unreachable database before giving its email
+#: up to a later sweep (the lease keeper renews the claim meanwhile, once it can).
+DATABASE_PATIENCE = 30
 
 log = get_logger("mailroom.pipeline")
 
@@ -48,19 +53,35 @@ def deliver_email(rt: Runtime, email_id: uuid.UUID, *, held: int | None = None) 
         rt.holds.discard(email_id)
 
 
+def _patiently(step):
+    """Run a database step again while the database is unreachable (a restart,
+    a failover), for up to ``DATABASE_PATIENCE``: above all the record of a mail
+    already sent, which, given up, would send it twice."""
+    return Retrying(
+        retry=retry_if_exception_type((OperationalError, InterfaceError)),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        stop=stop_after_delay(DATABASE_PATIENCE),
+        reraise=True,
+    )(step)
+
+
+def _take(rt: Runtime, email_id: uuid.UUID, held: int | None, now: datetime):
+    with autocommit(rt.engine) as conn:
+        if held is None:
+            return claims.claim(conn, email_id, rt.claimant, now, CLAIM_LEASE)
+        return claims.begin_attempt(conn, email_id, rt.claimant, held)
+
+
 def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
     now = rt.clock()
+    email = _patiently(lambda: _take(rt, email_id, held, now))
+    if email is None:
+        log.info("email.skipped", email_id=str(email_id), why="already done or in flight")
+        return Delivery("skipped")
     # Each step stands on its own (a claim that outlives its worker lapses; a
     # secret issued for a mail that never left is replaced by the next), so
     # these statements commit one by one instead of paying for a transaction.
     with autocommit(rt.engine) as conn:
-        if held is None:
-            email = claims.claim(conn, email_id, rt.claimant, now, CLAIM_LEASE)
-        else:
-            email = claims.begin_attempt(conn, email_id, rt.claimant, held)
-        if email is None:
-            log.info("email.skipped", email_id=str(email_id), why="already done or in flight")
-            return Delivery("skipped")
         claim = claims.claim_of(email)
         #: Attempts before this one; their mail may have reached the user.
         earlier = email.attempts - 1
@@ -97,16 +118,20 @@ def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
         raise
 
     transport = receipt.transport or rt.transport.name
-    with autocommit(rt.engine) as conn:
-        recorded = claims.mark_sent(
-            conn,
-            email.id,
-            claim=claim,
-            now=rt.clock(),
-            message_id=message["Message-ID"],
-            provider_id=receipt.provider_id,
-            transport=transport,
-        )
+
+    def record_sent() -> bool:
+        with autocommit(rt.engine) as conn:
+            return claims.mark_sent(
+                conn,
+                email.id,
+                claim=claim,
+                now=rt.clock(),
+                message_id=message["Message-ID"],
+                provider_id=receipt.provider_id,
+                transport=transport,
+            )
+
+    recorded = _patiently(record_sent)
     if not recorded:
         # This process stalled past its lease (no renewal reached the database)
         # and another took the email over: it may go out twice.

@@ -197,13 +197,15 @@ class Settings(BaseModel):
         doc="A reset for an account that does not exist: `notice` mails an "
         '"unknown account" notice, `none` sends nothing. The producer cannot tell either way.',
     )
+    # A code lives minutes: retries come soon and often (with a failing transport
+    # its circuit breaker makes each one cheap), so mail follows an outage's end.
     retry_min_backoff: float = _setting(
-        15.0,
+        2.0,
         env="MAILROOM_RETRY_MIN_BACKOFF",
         doc="Seconds before the first broker retry of a send; doubles each retry.",
     )
     retry_max_backoff: float = _setting(
-        300.0, env="MAILROOM_RETRY_MAX_BACKOFF", doc="Longest wait between broker retries, seconds."
+        30.0, env="MAILROOM_RETRY_MAX_BACKOFF", doc="Longest wait between broker retries, seconds."
     )
     retain_emails_days: int = _setting(
         30,

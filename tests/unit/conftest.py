@@ -10,7 +10,7 @@ from email.message import EmailMessage, Message
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import Retries, ShutdownNotifications, TimeLimit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -116,9 +116,8 @@ def unit(tmp_path):
     configure_logging("json", "DEBUG", stream=log)
     logging.getLogger("dramatiq").setLevel(logging.WARNING)
     broker = StubBroker(
-        middleware=[TimeLimit(), ShutdownNotifications(), Retries(min_backoff=10, max_backoff=50),
-                    CurrentMessage()]
-    )  # fmt: skip
+        middleware=[TimeLimit(), ShutdownNotifications(), Retries(min_backoff=10, max_backoff=50)]
+    )
     broker.emit_after("process_boot")
     transport = RecordingTransport()
     rt = build_runtime(
