@@ -53,16 +53,15 @@ def deliver_email(rt: Runtime, email_id: uuid.UUID, *, held: int | None = None) 
         rt.holds.discard(email_id)
 
 
-def _patiently(step):
-    """Run a database step again while the database is unreachable (a restart,
-    a failover), for up to ``DATABASE_PATIENCE``: above all the record of a mail
-    already sent, which, given up, would send it twice."""
-    return Retrying(
-        retry=retry_if_exception_type((OperationalError, InterfaceError)),
-        wait=wait_exponential(multiplier=0.1, max=2),
-        stop=stop_after_delay(DATABASE_PATIENCE),
-        reraise=True,
-    )(step)
+#: Runs a database step again while the database is unreachable (a restart, a
+#: failover), for up to ``DATABASE_PATIENCE``: above all the record of a mail
+#: already sent, which, given up, would send it twice.  (Its state is per thread.)
+_patiently = Retrying(
+    retry=retry_if_exception_type((OperationalError, InterfaceError)),
+    wait=wait_exponential(multiplier=0.1, max=2),
+    stop=stop_after_delay(DATABASE_PATIENCE),
+    reraise=True,
+)
 
 
 def _take(rt: Runtime, email_id: uuid.UUID, held: int | None, now: datetime):
