@@ -67,8 +67,11 @@ class Sweeper(threading.Thread):
         self.stopping.set()
 
     def run(self) -> None:
-        while not self.stopping.wait(self.interval):
+        # At once, then every interval: a restarted worker sends what the
+        # stopped one handed back without waiting a whole interval.
+        while not self.stopping.is_set():
             try:
                 sweep(self.engine, self.claimant, self.courier, self.clock())
             except Exception as exc:
                 log.warning("sweeper.error", error=f"{type(exc).__name__}: {exc}")
+            self.stopping.wait(self.interval)

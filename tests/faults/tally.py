@@ -22,6 +22,10 @@ DUPLICATE_SHARE = 0.005
 #: The scenarios' SMTP timeout: a mail whose data arrived this long before may
 #: still have been waiting for its reply.
 IN_FLIGHT_S = 5.0
+#: Seconds after a kill during which the sink may still be reading what the dead
+#: sender had already written to its socket (the kernel delivers it; a loaded
+#: sink reads it late).  Well short of a lease: a resend comes 15 s later.
+SINK_LAG_S = 5.0
 
 #: Anything shaped like an address (the workers' own masking regex, roughly).
 ADDRESS = re.compile(r"[^\s@'\"<>(),;:\[\]\\/=]+@[^\s@'\"<>(),;:\[\]\\/]+\.[A-Za-z]{2,}")
@@ -148,7 +152,7 @@ def tally(  # noqa: C901 - one place computing every figure of the table
     in_flight = [
         a
         for a, t in arrivals.items()
-        if len(t) > 1 and any(f.start - IN_FLIGHT_S <= min(t) <= f.end for f in faults)
+        if len(t) > 1 and any(f.start - IN_FLIGHT_S <= min(t) <= f.end + SINK_LAG_S for f in faults)
     ]
     unexplained = duplicates - sum(len(arrivals[a]) - 1 for a in in_flight)
     stray = [a for a in arrivals if a not in by_address]

@@ -63,7 +63,7 @@ def test_a_duplicate_of_a_mail_in_flight_at_a_kill_is_explained(tmp_path):
     assert report.violations == [], report.table()
     assert "1 in flight when a fault struck" in report.rows["duplicated"]
     # The same duplicate with no fault near its original is not.
-    report = tally("none", events, messages, db, [Fault("kill", T0 + 9, T0 + 9)], [])
+    report = tally("none", events, messages, db, [Fault("kill", T0 + 30, T0 + 30)], [])
     assert report.violations == ["1 duplicates not in flight when a fault struck",
                                  "1 duplicates > 0.5% of 10 events"]  # fmt: skip
 

@@ -63,6 +63,33 @@ def test_kill_whole_worker_while_mails_are_in_data():
     run_scenario("worker_whole_kill_mid_data", body, checks=checks)
 
 
+def test_sigterm_to_the_whole_group_stops_gracefully_and_loses_nothing():
+    stopped = {}
+
+    def body(c):
+        group = c.workers()
+        c.start_load()
+        time.sleep(WARM_S)
+        c.backlog()
+        at, exited = group.terminate_all()  # the supervisor starts it again at once
+        stopped["took"] = exited - at
+        stopped["exit codes"] = [e.code for e in group.exits]
+        _wait_restart(group, at)
+        c.fault("SIGTERM to the process group", at, group.last_restart())
+
+    def checks(c, report):
+        report.rows["SIGTERM -> master exited"] = f"{stopped.get('took', 0):.1f} s"
+        report.rows["master exit codes"] = str(stopped.get("exit codes"))
+        if stopped.get("exit codes") != [0]:
+            report.violations.append(f"the master exited with {stopped.get('exit codes')}")
+        if stopped.get("took", 99) > 60:
+            report.violations.append("the workers took longer than 60 s to stop")
+        if not report.rows["duplicated"].startswith("0 "):
+            report.violations.append("a graceful stop sent a mail twice")
+
+    run_scenario("worker_group_sigterm", body, checks=checks)
+
+
 def test_two_worker_hosts_one_killed():
     def body(c):
         c.workers("host-a", hostname="fault-host-a")
