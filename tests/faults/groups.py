@@ -129,15 +129,16 @@ class WorkerGroup:
             master.wait(10)
         return at
 
-    def terminate_all(self) -> tuple[float, float]:
+    def terminate_all(self) -> tuple[float, float, int]:
         """SIGTERM to the master and every child at once, as a container runtime
-        or systemd stops a service; (when it was sent, when the master exited)."""
+        or systemd stops a service; when it was sent, when the master exited,
+        and its exit code."""
         with self.lock:
             master = self.master
             at = time.time()
             os.killpg(master.pid, signal.SIGTERM)
-        master.wait(90)
-        return at, time.time()
+        code = master.wait(90)
+        return at, time.time(), code
 
     def last_restart(self) -> float | None:
         restarts = [e.restarted_at for e in self.exits if e.restarted_at]

@@ -102,6 +102,15 @@ class Cluster:
         self.load.burst(count)
         time.sleep(0.3)  # read from the stream and partly enqueued/sending, not yet all sent
 
+    def under_load(self) -> tuple[WorkerGroup, float]:
+        """Workers, the steady load, a warm-up and a burst: what every fault meets.
+        The worker group, and the time when the fault may strike."""
+        group = self.workers()
+        self.start_load()
+        time.sleep(WARM_S)
+        self.backlog()
+        return group, time.time()
+
     def fault(self, label: str, start: float, end: float | None = None, deadline_s=30.0) -> Fault:
         fault = Fault(label, start, end if end is not None else time.time(), deadline_s)
         self.faults.append(fault)

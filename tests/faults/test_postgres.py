@@ -3,16 +3,12 @@ again two seconds later, as a supervisor would)."""
 
 import time
 
-from tests.faults.harness import WARM_S, run_scenario
+from tests.faults.harness import run_scenario
 
 
 def test_postgres_fast_restart():
     def body(c):
-        c.workers()
-        c.start_load()
-        time.sleep(WARM_S)
-        c.backlog()
-        at = time.time()
+        _, at = c.under_load()
         c.postgres.restart_fast()
         c.fault("pg_ctl restart -m fast", at, time.time())
 
@@ -21,11 +17,7 @@ def test_postgres_fast_restart():
 
 def test_postgres_postmaster_kill_9():
     def body(c):
-        c.workers()
-        c.start_load()
-        time.sleep(WARM_S)
-        c.backlog()
-        at = time.time()
+        _, at = c.under_load()
         options = c.postgres.kill_postmaster()
         time.sleep(2.0)
         c.postgres.start_again(options)

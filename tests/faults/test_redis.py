@@ -3,18 +3,14 @@ Sentinel failover from a primary to its replica."""
 
 import time
 
-from tests.faults.harness import WARM_S, run_scenario
+from tests.faults.harness import run_scenario
 
 #: How long Redis stays down in the restart scenarios, seconds.
 DOWN_S = 2.0
 
 
 def _restart(c, how: str) -> None:
-    c.workers()
-    c.start_load()
-    time.sleep(WARM_S)
-    c.backlog()
-    at = time.time()
+    _, at = c.under_load()
     if how == "restart":
         c.redis.stop()
     else:
@@ -44,11 +40,7 @@ def test_redis_sentinel_failover():
     switched = {}
 
     def body(c):
-        c.workers()
-        c.start_load()
-        time.sleep(WARM_S)
-        c.backlog()
-        at = time.time()
+        _, at = c.under_load()
         c.redis.kill()  # the primary; the sentinel promotes the replica
         deadline = time.time() + 30
         while c.sentinel.primary_port() != c.replica.port:
