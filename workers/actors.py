@@ -70,12 +70,15 @@ class Dispatcher:
     def event(self, raw: str, rejected: str | None = None) -> None:
         self.broker.get_actor(HANDLE_EVENT).send(raw, rejected)
 
-    def delivery(self, email_id: uuid.UUID, delay_ms: int | None = None) -> None:
+    def delivery(self, email_id: uuid.UUID, delay_ms: int | None = None) -> bool:
+        """False when the broker could not take it (the sweeper sends it then)."""
         try:
             self.broker.get_actor(DELIVER).send_with_options(args=(str(email_id),), delay=delay_ms)
         except redis.RedisError as exc:
             # The email is due in the outbox all the same: the sweeper sends it.
             log.warning("email.enqueue_failed", email_id=str(email_id), error=str(exc))
+            return False
+        return True
 
     def attempt(self, email_id: uuid.UUID, held: int) -> None:
         self.courier.put(email_id, held)

@@ -24,14 +24,15 @@ def is_sentinel(url: str) -> bool:
     return url.split("://", 1)[0] in SENTINEL_SCHEMES
 
 
-def connect(url: str) -> redis.Redis:
-    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://`` or Sentinel)."""
+def connect(url: str, **options) -> redis.Redis:
+    """A client for ``url`` (``redis://``, ``rediss://``, ``unix://`` or Sentinel);
+    ``options`` go to the client (``socket_connect_timeout``...)."""
     if not is_sentinel(url):
-        return redis.Redis.from_url(url)
-    return sentinel_primary(url)
+        return redis.Redis.from_url(url, **options)
+    return sentinel_primary(url, **options)
 
 
-def sentinel_primary(url: str) -> redis.Redis:
+def sentinel_primary(url: str, **options) -> redis.Redis:
     parts = urlsplit(url)
     credentials, _, hosts = parts.netloc.rpartition("@")
     password = unquote(credentials.partition(":")[2]) or None if credentials else None
@@ -49,4 +50,4 @@ def sentinel_primary(url: str) -> redis.Redis:
         sentinel_kwargs={"socket_timeout": SENTINEL_TIMEOUT, **auth},
         ssl=parts.scheme.startswith("rediss"),
     )
-    return sentinel.master_for(service, db=db, **auth)
+    return sentinel.master_for(service, db=db, **auth, **options)

@@ -41,8 +41,9 @@ class Dispatch(Protocol):
 
     def event(self, raw: str, rejected: str | None = None) -> None: ...
 
-    def delivery(self, email_id: uuid.UUID, delay_ms: int | None = None) -> None:
-        """To any worker, through the broker (after ``delay_ms``)."""
+    def delivery(self, email_id: uuid.UUID, delay_ms: int | None = None) -> bool:
+        """To any worker, through the broker (after ``delay_ms``); False when the
+        broker could not take it (the email stays due for the sweeper)."""
 
     def attempt(self, email_id: uuid.UUID, held: int) -> None:
         """To this process's courier: an email it holds, with ``held`` attempts made."""

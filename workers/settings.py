@@ -207,6 +207,20 @@ class Settings(BaseModel):
     retry_max_backoff: float = _setting(
         30.0, env="MAILROOM_RETRY_MAX_BACKOFF", doc="Longest wait between broker retries, seconds."
     )
+    # A replay sends a fresh code with a new window: these keep it to requests
+    # the user may still be waiting for (``domain.replays``).
+    replay_code_max_age: int = _setting(
+        60,
+        env="MAILROOM_REPLAY_CODE_MAX_AGE",
+        doc="Minutes after its request within which `mailroom failed replay` sends a sign-up, "
+        "login, email-change or password-reset mail again; older ones need `--force`.",
+    )
+    replay_notice_max_age: int = _setting(
+        24,
+        env="MAILROOM_REPLAY_NOTICE_MAX_AGE",
+        doc="Hours after its request within which `mailroom failed replay` sends an "
+        "invitation or a notice again; older ones need `--force`.",
+    )
     retain_emails_days: int = _setting(
         30,
         env="MAILROOM_RETAIN_EMAILS_DAYS",

@@ -67,6 +67,8 @@ def check(s) -> None:
         ("MAILROOM_EMAIL_CHANGE_TTL", s.email_change_ttl, 1, 10),
         ("MAILROOM_RESET_TTL", s.reset_ttl, 1, 1440),
         ("MAILROOM_INVITE_TTL", s.invite_ttl, 1, 30),
+        ("MAILROOM_REPLAY_CODE_MAX_AGE", s.replay_code_max_age, 1, 7 * 24 * 60),
+        ("MAILROOM_REPLAY_NOTICE_MAX_AGE", s.replay_notice_max_age, 1, 30 * 24),
         ("MAILROOM_RETAIN_EMAILS_DAYS", s.retain_emails_days, 0, MAX_RETENTION_DAYS),
         ("MAILROOM_RETAIN_EVENTS_DAYS", s.retain_events_days, 0, MAX_RETENTION_DAYS),
         ("MAILROOM_RETAIN_CHALLENGES_DAYS", s.retain_challenges_days, 0, MAX_RETENTION_DAYS),

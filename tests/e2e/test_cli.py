@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,15 @@ def test_usage_errors_are_exit_2(env):
     assert run(env, "failed", "replay").returncode == 2
     result = run(env, "failed", "list", "--since", "yesterday")
     assert result.returncode == 2 and "30m, 2h, 7d" in result.stderr
+    assert "'--since'" in result.stderr
+    result = run(env, "failed", "list", "--limit", "-1")
+    assert result.returncode == 2 and "Invalid value for '--limit'" in result.stderr
+    result = run(env, "failed", "list", "--offset", "-5")
+    assert result.returncode == 2 and "'--offset'" in result.stderr
+    result = run(env, "failed", "replay", "--reason", "rejected")
+    assert result.returncode == 2 and "go with --all" in result.stderr
+    result = run(env, "failed", "replay", "--all", "--rate", "0")
+    assert result.returncode == 2 and "'--rate'" in result.stderr
 
 
 def test_dead_letters_list_show_replay_discard(mailroom, smtp_sink, env):
@@ -106,9 +116,15 @@ def test_dead_letters_list_show_replay_discard(mailroom, smtp_sink, env):
     assert table.returncode == 0
     header, *rows = table.stdout.splitlines()
     assert header.split() == [
-        "ID", "CREATED", "STATUS", "REASON", "KIND", "RECIPIENT", "ATTEMPTS", "ERROR"
+        "ID", "FAILED", "AGE", "STATUS", "REASON", "KIND", "APP", "RECIPIENT", "TRIES",
+        "REPLAY_OF", "REPLAYED_AS", "ERROR",
     ]  # fmt: skip
     assert len(rows) == 3
+    assert table.stderr.strip() == "rows 1-3 of 3, newest first"
+    # Masked, with a keyed tag that tells the two recipients apart.
+    recipients = set(re.findall(r"\S+@example\.com#[0-9a-f]{6}", table.stdout))
+    assert {r.split("#")[0] for r in recipients} == {"a***@example.com", "g***@example.com"}
+    assert "ada@" not in table.stdout and "grace@" not in table.stdout
 
     listed = json.loads(run(env, "failed", "list", "--json", "--reason", "rejected").stdout)
     assert {row["recipient"] for row in listed} == {"ada@example.com", "grace@example.com"}
@@ -128,20 +144,29 @@ def test_dead_letters_list_show_replay_discard(mailroom, smtp_sink, env):
     # Replay: a new mail with a new code; the row records it; a second replay is refused.
     ada = next(row for row in listed if row["recipient"] == "ada@example.com")
     dry = run(env, "failed", "replay", "--all", "--dry-run")
-    assert dry.returncode == 0 and len(dry.stdout.splitlines()) == 3
+    assert dry.returncode == 0, dry.stderr
+    *lines, summary = dry.stdout.splitlines()
+    assert len(lines) == 3
+    assert sum("would skip rejected" in line for line in lines) == 2
+    assert summary.startswith("would replay 0 email(s) and 1 event(s); skipped 2: rejected 2")
     assert smtp_sink.messages == []
 
-    replayed = run(env, "failed", "replay", str(ada["id"]))
+    guarded = run(env, "failed", "replay", str(ada["id"]))
+    assert guarded.returncode == 1  # the only row was skipped: nothing done
+    assert "skipped rejected: the address refused it for good" in guarded.stdout
+    replayed = run(env, "failed", "replay", str(ada["id"]), "--force")
     assert replayed.returncode == 0, replayed.stderr
     assert "replayed as email" in replayed.stdout
     [first] = smtp_sink.wait_for(1)
-    again = run(env, "failed", "replay", str(ada["id"]))
+    again = run(env, "failed", "replay", str(ada["id"]), "--force")
     assert again.returncode == 1
     assert f"dead letter {ada['id']} is already replayed" in again.stderr
     record = json.loads(run(env, "failed", "show", str(ada["id"]), "--json").stdout)
     assert record["status"] == "replayed" and record["replayed_email_id"]
+    assert record["replayed_as"] == record["replayed_email_id"]
+    assert record["replay_outcome"] == "sent"
 
-    replayed = run(env, "failed", "replay", str(ada["id"]), "999")
+    replayed = run(env, "failed", "replay", str(ada["id"]), "999", "--force")
     assert replayed.returncode == 1
 
     # The replayed mail carries a new code: the refused one no longer verifies.
@@ -162,7 +187,7 @@ def test_dead_letters_list_show_replay_discard(mailroom, smtp_sink, env):
     assert (discarded.returncode, discarded.stdout.strip()) == (0, f"{grace['id']}: discarded")
     again = run(env, "failed", "discard", str(grace["id"]))
     assert again.returncode == 1 and "is already discarded" in again.stderr
-    assert run(env, "failed", "replay", str(grace["id"])).returncode == 1
+    assert run(env, "failed", "replay", str(grace["id"]), "--force").returncode == 1
 
     nothing = run(env, "failed", "replay", "--all", "--reason", "render_error")
     assert (nothing.returncode, nothing.stderr.strip()) == (1, "Error: nothing to replay")

@@ -204,3 +204,34 @@ def test_a_notice_carries_no_secret(unit):
     assert message["Subject"] == "Your notes password was changed"
     assert unit.rows(Challenge) == []
     assert unit.rows(Email)[0].status == "sent"
+
+
+def test_a_transient_failure_is_retried_past_30_attempts_until_the_deadline(unit):
+    """``DELIVER_MAX_RETRIES`` (30) caps the broker's retries of unexpected
+    errors only: a send that keeps failing transiently is retried until its
+    own deadline, however many attempts that takes."""
+    from workers.actors import DELIVER_MAX_RETRIES
+
+    asked = unit.rt.clock()
+    moment = [asked]
+    unit.rt.clock = lambda: moment[0]
+
+    class AlwaysTransient(RecordingTransport):
+        def send(self, message, *, sender, recipient):
+            self.attempts += 1
+            moment[0] += timedelta(seconds=7)  # each attempt "takes" 7 s of the 5 minutes
+            raise TransientError("421 4.7.0 try again later")
+
+    unit.rt.transport = AlwaysTransient()
+    accept(unit)
+    unit.drain()
+
+    attempts = unit.rt.transport.attempts
+    assert attempts > DELIVER_MAX_RETRIES
+    [failed] = unit.rows(FailedEmail)
+    assert (failed.reason, failed.attempts) == ("expired_before_delivery", attempts)
+    assert failed.error == "421 4.7.0 try again later"
+    [email] = unit.rows(Email)
+    # It stopped only because the next retry would have landed past the deadline.
+    assert moment[0] <= email.deadline + timedelta(seconds=7)
+    assert len(logged(unit, "email.retrying")) == attempts - 1

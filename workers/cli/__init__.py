@@ -16,6 +16,8 @@ from workers.cli import (  # noqa: F401 (each module adds its commands to the gr
     apikeys,
     database,
     failed,
+    failed_list,
+    failed_replay,
     operations,
     previews,
     publishing,

@@ -33,6 +33,14 @@ def build(settings=None):
     return build_runtime(settings or current_settings())
 
 
+def current_pepper() -> bytes:
+    """The current token pepper: it keys the recipient hashes a listing shows."""
+    from workers.bootstrap import peppers_for
+
+    settings = current_settings()
+    return peppers_for(settings)[settings.token_key_id]
+
+
 def open_engine():
     from workers.db import make_engine
 

@@ -1,4 +1,7 @@
-"""`mailroom failed ...`: list, inspect, replay and discard dead letters."""
+"""`mailroom failed ...`: the group, the filters its commands share, and discard.
+
+The listing commands live in ``failed_list``, replay in ``failed_replay``.
+"""
 
 import re
 import sys
@@ -6,28 +9,24 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from domain.addresses import mask_address
+from domain.events import EVENT_TYPES
+from domain.samples import SAMPLES
 from domain.vocabulary import DeadLetterStatus, Reason
-from workers.cli.base import (
-    EXIT_FAILED,
-    Failure,
-    build,
-    cli,
-    echo_json,
-    open_engine,
-    table,
-)
-from workers.redisconn import connect
+from workers.cli.base import EXIT_FAILED, cli, open_engine
 from workers.store import dead_letters
+from workers.store.dead_letter_views import Filters
+
+#: What ``--kind`` takes: a kind of mail, or the type of an event that never became one.
+KINDS = sorted(SAMPLES) + list(EVENT_TYPES)
+STATUSES = [*(s.value for s in DeadLetterStatus), "all"]
 
 
-def _parse_since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
+def parse_time(value: str, now: datetime | None = None) -> datetime:
+    """An ISO time (UTC unless it says otherwise) or an age back from now."""
     match = re.fullmatch(r"(\d+)([smhd])", value)
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
-        return datetime.now(UTC) - timedelta(**{unit: int(match[1])})
+        return (now or datetime.now(UTC)) - timedelta(**{unit: int(match[1])})
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -37,151 +36,54 @@ def _parse_since(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _failed_dict(row) -> dict:
-    return {
-        "id": row.id,
-        "created_at": row.created_at.isoformat(),
-        "status": row.status,
-        "reason": row.reason,
-        "error": row.error,
-        "attempts": row.attempts,
-        "kind": row.kind,
-        "recipient": row.recipient,
-        "email_id": str(row.email_id) if row.email_id else None,
-        "event_id": str(row.event_id) if row.event_id else None,
-        "event_type": row.event_type,
-        "replayed_email_id": str(row.replayed_email_id) if row.replayed_email_id else None,
-        "replayed_at": row.replayed_at.isoformat() if row.replayed_at else None,
-        "discarded_at": row.discarded_at.isoformat() if row.discarded_at else None,
-        "payload": row.payload,
-    }
+def _time_option(ctx, param, value):
+    return None if value is None else parse_time(value)
+
+
+_FILTERS = [
+    click.option(
+        "--reason", type=click.Choice([r.value for r in Reason]), help="Only this reason."
+    ),
+    click.option(
+        "--kind",
+        type=click.Choice(KINDS),
+        metavar="KIND",
+        help="Only this kind of mail (signup, invite...) or event type (user.signup_requested...).",
+    ),
+    click.option("--app", help="Only this app (its events' source)."),
+    click.option(
+        "--since",
+        callback=_time_option,
+        help="Only dead-lettered at or after: an ISO time or an age such as 30m, 2h, 7d.",
+    ),
+    click.option("--until", callback=_time_option, help="Only dead-lettered before: as --since."),
+]
+#: The options' names, to tell whether any was given.
+FILTER_NAMES = ("reason", "kind", "app", "since", "until")
+
+
+def filter_options(command):
+    for option in reversed(_FILTERS):
+        command = option(command)
+    return command
+
+
+def make_filters(status: str | None, reason, kind, app, since, until) -> Filters:
+    if since and until and since >= until:
+        raise click.UsageError("--since must be before --until")
+    return Filters(
+        status=None if status in (None, "all") else DeadLetterStatus(status),
+        reason=reason,
+        kind=kind,
+        app=app,
+        since=since,
+        until=until,
+    )
 
 
 @cli.group()
 def failed() -> None:
-    """List, inspect, replay and discard dead-lettered mail."""
-
-
-@failed.command("list")
-@click.option("--reason", type=click.Choice([r.value for r in Reason]), help="Only this reason.")
-@click.option("--since", help="Only newer: an ISO time or an age such as 30m, 2h, 7d.")
-@click.option(
-    "--status",
-    type=click.Choice([*(s.value for s in DeadLetterStatus), "all"]),
-    default="dead",
-    show_default=True,
-)
-@click.option("--limit", type=int, help="At most this many rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def failed_list(reason, since, status, limit, as_json) -> None:
-    """List dead letters, oldest first."""
-    with open_engine().connect() as conn:
-        rows = dead_letters.list_failed(
-            conn,
-            reason=reason,
-            since=_parse_since(since),
-            status=None if status == "all" else status,
-            limit=limit,
-        )
-    if as_json:
-        echo_json([_failed_dict(r) for r in rows])
-        return
-    if not rows:
-        click.echo("no dead letters", err=True)
-        return
-    table(
-        ["ID", "CREATED", "STATUS", "REASON", "KIND", "RECIPIENT", "ATTEMPTS", "ERROR"],
-        [
-            [
-                str(r.id),
-                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                r.status,
-                r.reason,
-                r.kind or r.event_type or "-",
-                mask_address(r.recipient) if r.recipient else "-",
-                str(r.attempts),
-                (r.error[:57] + "...") if len(r.error) > 60 else r.error,
-            ]
-            for r in rows
-        ],
-    )
-
-
-@failed.command("show")
-@click.argument("failed_id", metavar="ID", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def failed_show(failed_id, as_json) -> None:
-    """Show one dead letter in full."""
-    with open_engine().connect() as conn:
-        row = dead_letters.get(conn, failed_id)
-    if row is None:
-        raise Failure(f"no dead letter with id {failed_id}")
-    record = _failed_dict(row)
-    if as_json:
-        echo_json(record)
-        return
-    for key, value in record.items():
-        if key != "payload" and value is not None:
-            click.echo(f"{key + ':':<19}{value}")
-    if row.payload is not None:
-        click.echo("payload:")
-        click.echo(row.payload)
-
-
-@failed.command("replay")
-@click.argument("failed_ids", metavar="ID...", type=int, nargs=-1)
-@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
-@click.option(
-    "--reason", type=click.Choice([r.value for r in Reason]), help="With --all: only this reason."
-)
-@click.option("--dry-run", is_flag=True, help="Say what would be replayed; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def failed_replay(failed_ids, replay_all, reason, dry_run, as_json) -> None:
-    """Send dead-lettered mail again with a fresh code or link.
-
-    An email is queued anew (its challenge gets a new secret when it is sent);
-    an event that never became mail is published again.  A row is replayed
-    once: replaying it again is refused.
-    """
-
-    from workers.replay import replay
-
-    if bool(failed_ids) == replay_all:
-        raise click.UsageError("give dead-letter IDs or --all")
-    if reason and not replay_all:
-        raise click.UsageError("--reason goes with --all")
-    runtime = build()
-    results, errors = [], 0
-    try:
-        with runtime.engine.connect() as conn:
-            if replay_all:
-                failed_ids = [r.id for r in dead_letters.list_failed(conn, reason=reason)]
-        if not failed_ids:
-            raise Failure("nothing to replay")
-        with connect(runtime.redis_url) as client:
-            for failed_id in failed_ids:
-                result = replay(runtime, client, failed_id, dry_run=dry_run).as_dict()
-                errors += "error" in result
-                results.append(result)
-                if not as_json:
-                    _say_replay(result)
-    finally:
-        runtime.close()
-    if as_json:
-        echo_json(results)
-    if errors:
-        sys.exit(EXIT_FAILED)
-
-
-def _say_replay(result: dict) -> None:
-    if "error" in result:
-        click.echo(f"mailroom: {result['error']}", err=True)
-    elif "would_replay" in result:
-        click.echo(f"{result['id']}: would replay {result['would_replay']} ({result['reason']})")
-    elif result["replayed"] == "email":
-        click.echo(f"{result['id']}: replayed as email {result['new_email_id']}")
-    else:
-        click.echo(f"{result['id']}: event published again")
+    """List, summarize, inspect, replay and discard dead-lettered mail."""
 
 
 @failed.command("discard")

@@ -3,7 +3,7 @@ what an admin made of it (replayed, discarded)."""
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 
@@ -148,21 +148,30 @@ def _settle(conn: Connection, failed_id: int, status: DeadLetterStatus, **values
     )
 
 
-def replay_email(conn: Connection, failed: Row, now: datetime) -> uuid.UUID | None:
-    """Queue a fresh copy of a dead-lettered email; None if the row was replayed already.
+def replay_email(
+    conn: Connection,
+    failed: Row,
+    now: datetime,
+    due: datetime | None = None,
+    window: timedelta | None = None,
+) -> uuid.UUID | None:
+    """Queue a fresh copy of a dead-lettered email, due at ``due`` (default now)
+    with ``window`` to arrive (default: the window the original had); None if
+    the row was replayed already.
 
     The copy keeps the challenge, so delivering it issues a new secret for that
     challenge and the code in the failed mail (if any got out) stops working.
     """
     if not _settle(conn, failed.id, DeadLetterStatus.REPLAYED, replayed_at=now):
         return None
+    due = due or now
     original = outbox.get(conn, failed.email_id)
     copy = EmailSpec(
         kind=original.kind,
         recipient=original.recipient,
         locale=original.locale,
-        # The same delivery window the original had, counted from now.
-        deadline=now + (original.deadline - original.created_at),
+        # Counted from when it is due.
+        deadline=due + (window or original.deadline - original.created_at),
         context=original.context,
     )
     new_id = outbox.add_email(
@@ -173,6 +182,7 @@ def replay_email(conn: Connection, failed: Row, now: datetime) -> uuid.UUID | No
         now,
         challenge_id=original.challenge_id,
         replay_of=failed.id,
+        due=due,
     )
     conn.execute(update(FAILED).where(F.id == failed.id).values(replayed_email_id=new_id))
     return new_id

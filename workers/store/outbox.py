@@ -101,10 +101,12 @@ def add_email(
     replay_of: int | None = None,
     defer: list[dict] | None = None,
     held: tuple[str, datetime] | None = None,
+    due: datetime | None = None,
 ) -> uuid.UUID:
     """Queue (or record as suppressed) one email; with ``defer``, its row is
     appended there for ``insert_rows`` instead of inserted now.  ``held``
-    (claimant, lease end): the email is held for that process's first attempt."""
+    (claimant, lease end): the email is held for that process's first attempt.
+    ``due``: not to be sent before then (a paced replay); default now."""
     email_id = uuid.uuid4()
     row = {
         "id": email_id,
@@ -120,7 +122,7 @@ def add_email(
         "suppressed_reason": suppressed,
         "attempts": 0,
         "deadline": spec.deadline,
-        "next_attempt_at": now,
+        "next_attempt_at": due or now,
         "replay_of": replay_of,
         "created_at": now,
         "claimed_by": None,
