@@ -49,13 +49,13 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
 
 
 def alembic_config(url: str):
-    """Alembic configuration pointing at ``migrations/`` beside the packages."""
-    from pathlib import Path
-
+    """Alembic configuration pointing at the shipped ``migrations/``."""
     from alembic.config import Config
 
+    from workers.shipped import shipped
+
     config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parent.parent / "migrations"))
+    config.set_main_option("script_location", str(shipped("migrations")))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

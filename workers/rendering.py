@@ -31,9 +31,10 @@ from jinja2 import (
 
 from domain.errors import RenderError
 from domain.locales import html_lang, resolve
+from workers.shipped import shipped
 
 #: The templates shipped with mailroom, beside the packages.
-TEMPLATES_DIR = Path(__file__).parent.parent / "templates"
+TEMPLATES_DIR = shipped("templates")
 
 #: Where catalogs live below a templates directory.
 LOCALE_DIR = "locale"

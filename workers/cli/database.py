@@ -19,8 +19,10 @@ def db_upgrade(revision: str) -> None:
     """Migrate the database to REVISION (default: the latest)."""
     from workers import db
 
-    url = current_settings().sqlalchemy_url
-    db.upgrade(url, revision)
+    settings = current_settings()
+    if settings.database_url is None:  # the embedded default's SQLite file
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+    db.upgrade(settings.sqlalchemy_url, revision)
     click.echo(f"database at {revision}")
 
 
