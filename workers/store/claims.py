@@ -39,6 +39,8 @@ _HELD = (
     E.attempts == bindparam("b_attempt"),
 )
 _LET_GO = {"claimed_by": None, "lease_until": None}
+#: Back in the queue, due at ``b_next``, held by nobody.
+_REQUEUE = {"status": EmailStatus.QUEUED, "next_attempt_at": bindparam("b_next"), **_LET_GO}
 
 _CLAIM = (
     update(EMAILS)
@@ -51,17 +53,8 @@ _CLAIM = (
     )
     .returning(EMAILS)
 )
-_BEGIN = (
-    update(EMAILS)
-    .where(
-        E.id == bindparam("b_id"),
-        E.status == EmailStatus.SENDING,
-        E.claimed_by == bindparam("b_by"),
-        E.attempts == bindparam("b_held"),
-    )
-    .values(attempts=E.attempts + 1)
-    .returning(EMAILS)
-)
+#: Starting an attempt on an email this process holds: its own next attempt.
+_BEGIN = update(EMAILS).where(*_HELD).values(attempts=E.attempts + 1).returning(EMAILS)
 _SUPPRESS = (
     update(EMAILS)
     .where(*_HELD)
@@ -80,25 +73,12 @@ _SENT = (
         **_LET_GO,
     )
 )
-_RETRY = (
-    update(EMAILS)
-    .where(*_HELD)
-    .values(
-        status=EmailStatus.QUEUED,
-        last_error=bindparam("b_error"),
-        next_attempt_at=bindparam("b_next"),
-        **_LET_GO,
-    )
-)
-_RELEASE = (
-    update(EMAILS)
-    .where(*_HELD)
-    .values(status=EmailStatus.QUEUED, next_attempt_at=bindparam("b_next"), **_LET_GO)
-)
+_RETRY = update(EMAILS).where(*_HELD).values(last_error=bindparam("b_error"), **_REQUEUE)
+_RELEASE = update(EMAILS).where(*_HELD).values(**_REQUEUE)
 _RELEASE_ALL = (
     update(EMAILS)
     .where(E.status == EmailStatus.SENDING, E.claimed_by == bindparam("b_by"))
-    .values(status=EmailStatus.QUEUED, next_attempt_at=bindparam("b_next"), **_LET_GO)
+    .values(**_REQUEUE)
 )
 _RENEW = (
     update(EMAILS)
@@ -127,7 +107,7 @@ def claim(
 def begin_attempt(conn: Connection, email_id: uuid.UUID, claimant: str, held: int) -> Row | None:
     """Start an attempt on an email this process already holds (``held``: its
     attempts when it was taken); None if the hold was lost meanwhile."""
-    return conn.execute(_BEGIN, {"b_id": email_id, "b_by": claimant, "b_held": held}).first()
+    return conn.execute(_BEGIN, _held(email_id, Claim(claimant, held))).first()
 
 
 def claim_of(email: Row) -> Claim:
@@ -215,9 +195,7 @@ def mark_failed(
     """
     parameters = {"b_id": email_id, "b_error": error, "b_delta": 0 if attempted else -1}
     if claim:
-        return conn.execute(
-            _FAIL_HELD, {**parameters, "b_by": claim.by, "b_attempt": claim.attempt}
-        ).first()
+        return conn.execute(_FAIL_HELD, {**parameters, **_held(email_id, claim)}).first()
     return conn.execute(_FAIL_UNCLAIMED, {**parameters, "b_now": now}).first()
 
 
