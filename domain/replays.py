@@ -6,12 +6,9 @@ happily mail a sign-up code to someone who asked for it yesterday.  The age
 limits keep a replay to requests the user is plausibly still waiting for.
 """
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
-from domain.addresses import address_key
 from domain.flows import FlowPolicy
 from domain.policy import NOTICE_DELIVERY_WINDOW
 from domain.vocabulary import Purpose, Reason
@@ -95,14 +92,6 @@ def skip_reason(
     if gate_says is not None:
         return str(gate_says)
     return None
-
-
-def recipient_tag(pepper: bytes, recipient: str) -> str:
-    """Six hex characters that tell recipients apart in a listing without
-    revealing them: keyed (HMAC-SHA256 under the token pepper), so a list
-    of known addresses cannot be hashed to find who is who."""
-    digest = hmac.new(pepper, address_key(recipient).encode(), hashlib.sha256)
-    return digest.hexdigest()[:6]
 
 
 #: Age buckets of ``failed summary``: (label, upper bound).

@@ -195,6 +195,7 @@ class _Handler:
         parsed.envelope_to = list(envelope.rcpt_tos)
         parsed.mail_options = list(envelope.mail_options)
         parsed.peer = session.peer
+        parsed.helo = session.host_name
         parsed.login = getattr(session, "auth_data", None)
         parsed.arrived = time.time()
         reply = self.sink.reply

@@ -8,25 +8,20 @@ bodies only, never in a URL (URLs end up in access logs).
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.errors import VerificationFailed
 from domain.tokens import api_key_digest
-from domain.vocabulary import CODE_PURPOSES, Purpose, Verdict
+from domain.vocabulary import CODE_PURPOSES, Purpose
+from workers import api_docs, api_errors, api_metrics, api_probes
+from workers.api_errors import RETRY_AFTER_HEADER, Error, Unauthorized
 from workers.runtime import Runtime
 from workers.store import apikeys
 from workers.verification import Verifier
 
 #: The purposes whose mail carries a code, as the API's schema shows them.
 CodePurpose = Literal[tuple(p.value for p in CODE_PURPOSES)]
-#: The failures the API answers with: every verdict but ``ok``, and its own two.
-ErrorCode = Literal[
-    tuple(v.value for v in Verdict if v != Verdict.OK) + ("unauthorized", "bad_request")
-]
 
 
 class _Body(BaseModel):
@@ -72,26 +67,23 @@ class Revoked(BaseModel):
     revoked: int = Field(description="Live challenges revoked by this call.")
 
 
-class Error(BaseModel):
-    error: ErrorCode
-    detail: str | None = None
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
-
-
-FAILURES = {
-    400: {"model": Error, "description": "`invalid`, `expired` or `locked`."},
+#: What any call may answer besides its own failures.
+COMMON_FAILURES = {
     401: {"model": Error, "description": "Missing, unknown or revoked API key."},
     422: {"model": Error, "description": "The request body is malformed (`bad_request`)."},
-    429: {"model": Error, "description": "Too many wrong codes for this address: wait."},
+    500: {"model": Error, "description": "A bug (`internal`): retrying will not help."},
+    503: {
+        "model": Error,
+        "description": "PostgreSQL or Redis is out (`unavailable`, `detail`: which): "
+        "retry after `Retry-After` seconds.",
+        "headers": RETRY_AFTER_HEADER,
+    },
 }
-AUTH_FAILURES = {401: FAILURES[401], 422: FAILURES[422]}
-
-
-class Unauthorized(Exception):
-    pass
+FAILURES = {
+    400: {"model": Error, "description": "`invalid`, `expired` or `locked`."},
+    429: {"model": Error, "description": "Too many wrong codes for this address: wait."},
+    **COMMON_FAILURES,
+}
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -101,8 +93,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="mailroom verification API",
         version="1",
         description="Check what a user typed or clicked. Authenticate with an app's API key "
-        "(`mailroom apikey create APP`) as a Bearer token.",
+        "(`mailroom apikey create APP`) as a Bearer token. Every failure answers "
+        '`{"error": code, "detail": ...}`.',
+        docs_url=None,  # api_docs serves it, from local files
+        redoc_url=None,  # it would load from a CDN
     )
+    api_errors.install(app)
 
     def calling_app(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -118,25 +114,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         return app_id
 
     App = Annotated[str, Depends(calling_app)]
-
-    @app.exception_handler(Unauthorized)
-    async def _unauthorized(request: Request, exc: Unauthorized):
-        return JSONResponse(
-            {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-        )
-
-    @app.exception_handler(VerificationFailed)
-    async def _failed(request: Request, exc: VerificationFailed):
-        status = 429 if exc.code == Verdict.RATE_LIMITED else 400
-        return JSONResponse({"error": exc.code}, status_code=status)
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"][1:]) or "body"
-        return JSONResponse(
-            {"error": "bad_request", "detail": f"{where}: {first['msg']}"}, status_code=422
-        )
 
     @app.post("/v1/codes/verify", response_model=Verified, responses=FAILURES)
     def verify_code(body: VerifyCode, app_id: App) -> dict:
@@ -155,20 +132,21 @@ def create_app(runtime: Runtime) -> FastAPI:
         return verifier.peek_token(app_id, body.purpose, body.token).as_dict()
 
     @app.post(
-        "/v1/challenges/{challenge_id}/revoke", response_model=Revoked, responses=AUTH_FAILURES
+        "/v1/challenges/{challenge_id}/revoke", response_model=Revoked, responses=COMMON_FAILURES
     )
     def revoke_challenge(challenge_id: str, app_id: App) -> dict:
         """Revoke one challenge (idempotent: 0 when it was not live)."""
         return {"revoked": verifier.revoke_challenge(app_id, challenge_id)}
 
-    @app.post("/v1/users/{user_id}/revoke", response_model=Revoked, responses=AUTH_FAILURES)
+    @app.post("/v1/users/{user_id}/revoke", response_model=Revoked, responses=COMMON_FAILURES)
     def revoke_user(user_id: str, app_id: App, body: RevokeUser | None = None) -> dict:
         """Revoke all of a user's live challenges (of one purpose, if given)."""
         purpose = body.purpose if body else None
         return {"revoked": verifier.revoke_user(app_id, user_id, purpose)}
 
-    @app.get("/healthz", response_model=Health)
-    def health() -> dict:
-        return {"status": "ok"}
-
+    api_probes.install(app, runtime)
+    api_docs.install(app)
+    # After the error handling: its middleware then wraps that one's, and counts
+    # the status the client got.
+    api_metrics.install(app)
     return app

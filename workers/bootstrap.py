@@ -8,7 +8,7 @@ Nothing here runs at import.
 import dramatiq
 
 from domain.flows import FlowPolicy
-from workers import delivery, embedded, intake
+from workers import delivery, embedded, intake, metrics_host
 from workers.actors import Dispatcher, declare
 from workers.apps import load_directory
 from workers.broker import make_broker
@@ -16,6 +16,7 @@ from workers.courier import Courier, Keeper
 from workers.db import make_engine
 from workers.delivery import CLAIM_LEASE
 from workers.health import TransportHealth
+from workers.heartbeat import Heartbeat
 from workers.ingress import IngressBridge
 from workers.middleware import Background, DeadLetters
 from workers.rendering import Renderer
@@ -68,6 +69,7 @@ def build_runtime(
         redis_url,
         min_backoff_ms=int(settings.retry_min_backoff * 1000),
         max_backoff_ms=int(settings.retry_max_backoff * 1000),
+        metrics=metrics_host.enabled(),
     )
     holds = Holds()
     rt = Runtime(
@@ -108,8 +110,12 @@ def build_runtime(
                 Purger(rt.engine, rt.clock, Retention.from_settings(settings)),
                 courier,
             ],
-            # After the broker's own threads: what is left held is handed back.
-            lambda: [Keeper(rt.engine, rt.claimant, holds, rt.clock, CLAIM_LEASE)],
+            # After the broker's own threads: what is left held is handed back;
+            # the heartbeat last, so a process counts as alive until it is done.
+            lambda: [
+                Keeper(rt.engine, rt.claimant, holds, rt.clock, CLAIM_LEASE),
+                Heartbeat(redis_url, rt.claimant, holds, threads),
+            ],
         )
     )
     return rt

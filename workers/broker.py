@@ -24,12 +24,21 @@ HEARTBEAT_TIMEOUT_MS = 15_000
 MAINTENANCE_CHANCE = 10_000
 
 
-def make_broker(redis_url: str, *, min_backoff_ms: int, max_backoff_ms: int) -> RedisBroker:
+def make_broker(
+    redis_url: str, *, min_backoff_ms: int, max_backoff_ms: int, metrics: bool = False
+) -> RedisBroker:
+    """``metrics``: with Dramatiq's Prometheus middleware (``workers.metrics_host``
+    serves what it counts)."""
     middleware = [
         TimeLimit(),
         ShutdownNotifications(),
         Retries(min_backoff=min_backoff_ms, max_backoff=max_backoff_ms),
     ]
+    if metrics:
+        # Imported only here: it reads its directory's setting at import.
+        from dramatiq.middleware.prometheus import Prometheus
+
+        middleware.append(Prometheus())
     return RedisBroker(
         client=connect(redis_url),
         middleware=middleware,

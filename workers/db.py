@@ -5,6 +5,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+#: Seconds to wait for a PostgreSQL connection to open.
+CONNECT_TIMEOUT = 5
 #: How long SQLite waits for a competing writer, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -14,7 +16,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10)
+    # A database that hangs instead of refusing must not hold a thread for
+    # psycopg's default of minutes; the URL's own connect_timeout wins.
+    connect_args = {} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT}
+    return create_engine(url, pool_size=10, max_overflow=10, connect_args=connect_args)
 
 
 def _tune_sqlite(engine: Engine) -> None:

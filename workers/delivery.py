@@ -5,6 +5,7 @@ schedules the next attempt with the broker's back-off (``rt.dispatch``), until
 the email's deadline.
 """
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,11 +15,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from domain import tokens
-from domain.addresses import address_key, mask_address
+from domain.addresses import address_key
 from domain.errors import PermanentError, RenderError, TransientError, TransportConfigError
 from domain.flows import link_for
 from domain.messages import build_message, message_id_for
 from domain.vocabulary import RULES, Purpose, Reason, Suppressed
+from workers import outcomes
 from workers.db import autocommit
 from workers.logs import get_logger
 from workers.runtime import Runtime
@@ -90,7 +92,7 @@ def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
         if refusal is None and email.challenge_id is not None and secret is None:
             # A newer request, a revocation or a use came first: its code is moot.
             claims.suppress(conn, email.id, claim, Suppressed.SUPERSEDED)
-            log.info("email.suppressed", email_id=str(email.id), kind=email.kind, why="superseded")
+            outcomes.suppressed(rt, email, reason=Suppressed.SUPERSEDED)
             return Delivery("suppressed")
     if refusal is not None:
         return _dead_letter_now(rt, email, claim, *refusal, attempted=False)
@@ -103,19 +105,23 @@ def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
         error = f"{type(exc).__name__}: {exc}"
         return _dead_letter_now(rt, email, claim, Reason.RENDER_ERROR, error, attempted=False)
 
+    started = time.perf_counter()
     try:
         receipt = rt.transport.send(message, sender=app.from_address, recipient=email.recipient)
     except TransportConfigError as exc:
-        return _dead_letter_now(rt, email, claim, Reason.MISCONFIGURED, str(exc))
+        took = time.perf_counter() - started
+        return _dead_letter_now(rt, email, claim, Reason.MISCONFIGURED, str(exc), took=took)
     except PermanentError as exc:
-        return _dead_letter_now(rt, email, claim, Reason.REJECTED, str(exc))
+        took = time.perf_counter() - started
+        return _dead_letter_now(rt, email, claim, Reason.REJECTED, str(exc), took=took)
     except TransientError as exc:
-        return _retry_later(rt, email, claim, str(exc))
+        return _retry_later(rt, email, claim, str(exc), took=time.perf_counter() - started)
     except BaseException:
         with autocommit(rt.engine) as conn:
             claims.release_claim(conn, email.id, claim, rt.clock())
         raise
 
+    took = time.perf_counter() - started
     transport = receipt.transport or rt.transport.name
 
     def record_sent() -> bool:
@@ -135,14 +141,15 @@ def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
         # This process stalled past its lease (no renewal reached the database)
         # and another took the email over: it may go out twice.
         log.warning("email.claim_lapsed", email_id=str(email.id), kind=email.kind)
-    log.info(
-        "email.sent",
-        email_id=str(email.id),
-        kind=email.kind,
-        to=mask_address(email.recipient),
+    outcomes.sent(
+        rt,
+        email,
         transport=transport,
-        attempts=email.attempts,
+        duration=took,
+        message_id=message["Message-ID"],
+        provider_id=receipt.provider_id,
         destination=receipt.destination,
+        now=rt.clock(),
     )
     return Delivery("sent")
 
@@ -223,7 +230,7 @@ def _compose(rt: Runtime, app, email, secret: tokens.Secret | None, now: datetim
     )
 
 
-def _retry_later(rt: Runtime, email, claim: Claim, error: str) -> Delivery:
+def _retry_later(rt: Runtime, email, claim: Claim, error: str, *, took: float) -> Delivery:
     _, delay_ms = compute_backoff(
         email.attempts - 1,
         factor=int(rt.settings.retry_min_backoff * 1000),
@@ -232,17 +239,12 @@ def _retry_later(rt: Runtime, email, claim: Claim, error: str) -> Delivery:
     now = rt.clock()
     due = now + timedelta(milliseconds=delay_ms)
     if due > email.deadline:
-        return _dead_letter_now(rt, email, claim, Reason.EXPIRED_BEFORE_DELIVERY, error)
+        reason = Reason.EXPIRED_BEFORE_DELIVERY
+        return _dead_letter_now(rt, email, claim, reason, error, took=took)
     with autocommit(rt.engine) as conn:
         claims.schedule_retry(conn, email.id, claim=claim, error=error, next_attempt_at=due)
-    log.warning(
-        "email.retrying",
-        email_id=str(email.id),
-        kind=email.kind,
-        to=mask_address(email.recipient),
-        error=error,
-        attempts=email.attempts,
-        retry_in_seconds=round(delay_ms / 1000, 1),
+    outcomes.retrying(
+        rt, email, transport=rt.transport.name, duration=took, error=error, retry_in=delay_ms / 1000
     )
     # Lost with Redis, say, the retry is still due in the outbox: the sweeper
     # takes it once it is overdue.
@@ -251,22 +253,29 @@ def _retry_later(rt: Runtime, email, claim: Claim, error: str) -> Delivery:
 
 
 def _dead_letter_now(
-    rt: Runtime, email, claim: Claim, reason: Reason, error: str, *, attempted: bool = True
+    rt: Runtime,
+    email,
+    claim: Claim,
+    reason: Reason,
+    error: str,
+    *,
+    attempted: bool = True,
+    took: float | None = None,
 ) -> Delivery:
+    """File the email as dead; ``took``: the send that failed, if one did."""
     with rt.engine.begin() as conn:
         filed = dead_letters.file_email(
             conn, email.id, reason=reason, error=error, now=rt.clock(), claim=claim,
             attempted=attempted,
         )  # fmt: skip
-    log.error(
-        "email.dead_lettered",
-        email_id=str(email.id),
-        kind=email.kind,
-        to=mask_address(email.recipient),
+    outcomes.dead_lettered(
+        rt,
+        filed.email if filed else email,
         reason=reason,
         error=error,
-        attempts=filed.email.attempts if filed else email.attempts,
         failed_id=filed.id if filed else None,
+        transport=rt.transport.name if took is not None else None,
+        duration=took,
     )
     return Delivery("failed")
 
@@ -290,13 +299,7 @@ def dead_letter_exhausted(rt: Runtime, email_id: uuid.UUID, error: str) -> int |
         )
     if filed is None:
         return None
-    log.error(
-        "email.dead_lettered",
-        email_id=str(email_id),
-        kind=filed.email.kind,
-        to=mask_address(filed.email.recipient),
-        reason=Reason.RETRIES_EXHAUSTED,
-        error=error,
-        failed_id=filed.id,
+    outcomes.dead_lettered(
+        rt, filed.email, reason=Reason.RETRIES_EXHAUSTED, error=error, failed_id=filed.id
     )
     return filed.id

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("mailroom.worker")
     runtime = install(build_runtime(settings, threads=threads))
+    # What Dramatiq's own command does first (its metrics start counting here).
+    runtime.broker.emit_after("process_boot")
     worker = dramatiq.Worker(runtime.broker, worker_threads=threads)
     worker.start()
     log.info("worker.started", pid=os.getpid(), threads=threads, claimant=runtime.claimant)

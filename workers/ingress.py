@@ -229,4 +229,27 @@ class IngressBridge(threading.Thread):
         return len(entries)
 
 
+def backlog(client: redis.Redis) -> dict[str, int]:
+    """Stream entries no bridge has finished with: ``unread`` (never delivered to
+    one) and ``pending`` (delivered, not acknowledged: in a batch being
+    committed, or held by a dead bridge until another claims it).
+
+    The consumer group's own counters rather than XLEN, which counts whatever
+    the stream still holds: entries a bridge acknowledged but did not delete
+    (its XDEL failed), or kept by a producer's own retention.
+    """
+    try:
+        groups = client.xinfo_groups(STREAM)
+    except redis.ResponseError:  # no stream: nothing published since Redis started afresh
+        return {"unread": 0, "pending": 0}
+    group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+    if group is None:  # no bridge ever read it (since Redis lost its data)
+        return {"unread": client.xlen(STREAM), "pending": 0}
+    pending = group["pending"]
+    lag = group.get("lag")  # None when Redis cannot tell (an unread entry was deleted)
+    if lag is None:  # bridges delete what they acknowledge: the rest is pending or unread
+        lag = max(0, client.xlen(STREAM) - pending)
+    return {"unread": lag, "pending": pending}
+
+
 __all__ = ["publish", "new_event", "publish_raw", "IngressBridge", "InvalidEvent", "STREAM"]

@@ -1,6 +1,7 @@
 """Use case: accept events: validate, deduplicate, plan, persist, queue their mail."""
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -14,6 +15,7 @@ from domain.events import parse_event, redact
 from domain.flows import Plan, gate, plan_event
 from domain.policy import RATE_LIMIT_WINDOW
 from domain.vocabulary import Purpose, Reason
+from workers import metrics
 from workers.delivery import CLAIM_LEASE
 from workers.logs import get_logger
 from workers.runtime import Runtime
@@ -37,6 +39,7 @@ class Entry(NamedTuple):
 class _Accepted:
     event: object
     plan: Plan
+    asked_at: datetime
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,10 @@ def accept_batch(rt: Runtime, entries: list[Entry | tuple]) -> None:
     # Its mail is held for this process's courier from the start: should the
     # process die, the hold lapses and another process sends it.
     held = (rt.claimant, now + CLAIM_LEASE)
+    tally: Counter = Counter()
     try:
         with rt.engine.begin() as conn:
-            queued = _persist(conn, accepted, refused, now, held)
+            queued = _persist(conn, accepted, refused, now, held, tally)
     except (OperationalError, InterfaceError):
         raise  # the database is unreachable: the bridge keeps the entries and tries again
     except Exception as exc:
@@ -83,8 +87,15 @@ def accept_batch(rt: Runtime, entries: list[Entry | tuple]) -> None:
         event = accepted[0].event if accepted else None
         _refuse_unstorable(rt, entries[0].raw, event, exc)
         return
+    _count(tally)
     for email_id in queued:
         rt.dispatch.attempt(email_id, 0)
+
+
+def _count(tally: Counter) -> None:
+    """Count a batch's events and suppressed mail, once it is committed."""
+    for (metric, *labels), n in tally.items():
+        metric.labels(*labels).inc(n)
 
 
 def _sort(rt: Runtime, entries: list[Entry], now: datetime):
@@ -106,20 +117,25 @@ def _sort(rt: Runtime, entries: list[Entry], now: datetime):
             continue
         if event.id in seen:
             log.info("event.duplicate", event_id=str(event.id), type=event.type)
+            metrics.EVENTS_DUPLICATE.labels(event.type).inc()
             continue
         seen.add(event.id)
         try:
-            plan = plan_event(event, min(asked_at or now, now), rt.policy)
+            asked_at = min(asked_at or now, now)
+            plan = plan_event(event, asked_at, rt.policy)
         except Exception as exc:  # a bug this event meets: it must not hold up the stream
             error = f"could not be planned: {type(exc).__name__}: {exc}"
             refused.append(_Refused(raw, Reason.INVALID_EVENT, error, event))
             continue
-        accepted.append(_Accepted(event, plan))
+        accepted.append(_Accepted(event, plan, asked_at))
     return accepted, refused
 
 
-def _persist(conn: Connection, accepted, refused, now: datetime, held) -> list[uuid.UUID]:
-    """Write a batch; the emails to attempt once it is committed."""
+def _persist(
+    conn: Connection, accepted, refused, now: datetime, held, tally: Counter
+) -> list[uuid.UUID]:
+    """Write a batch; the emails to attempt once it is committed.  ``tally``
+    gathers what to count once it is."""
     new = ledger.record_events(
         conn, [a.event for a in accepted], [a.plan.outcome for a in accepted], now
     )
@@ -135,6 +151,7 @@ def _persist(conn: Connection, accepted, refused, now: datetime, held) -> list[u
             # Its mail, if any, is held by whoever accepted it first, or due to
             # the sweeper should that process have died.
             log.info("event.duplicate", event_id=str(event.id), type=event.type)
+            tally[metrics.EVENTS_DUPLICATE, event.type] += 1
             continue
         keys = _touches(event.source, item.plan)
         immediate = _claims_address(item.plan)
@@ -150,11 +167,15 @@ def _persist(conn: Connection, accepted, refused, now: datetime, held) -> list[u
             now,
             defer=None if immediate else deferred,
             held=held,
+            requested_at=item.asked_at,
         )
         deferred.keys |= keys
         if outcome != item.plan.outcome:
             ledger.set_outcome(conn, event.id, outcome)
         queued_all += queued
+        tally[metrics.EVENTS_ACCEPTED, event.source, event.type] += 1
+        for kind, _, reason in (entry.partition(":") for entry in suppressed):
+            tally[metrics.EMAILS_SUPPRESSED, event.source, kind, reason] += 1
         log.info(
             "event.accepted",
             event_id=str(event.id),
@@ -167,6 +188,7 @@ def _persist(conn: Connection, accepted, refused, now: datetime, held) -> list[u
     deferred.flush(conn)
     for item in refused:
         _file_refused(conn, item, now)
+        tally[metrics.EVENTS_REFUSED, item.reason] += 1
     return queued_all
 
 
@@ -203,7 +225,9 @@ def _refuse_unstorable(rt: Runtime, raw: str, event, exc: Exception) -> None:
 def refuse_event(rt: Runtime, raw: str, reason: Reason, error: str, event=None, attempts=0) -> int:
     """Dead-letter an event at once (never retried), keeping its raw content redacted."""
     with rt.engine.begin() as conn:
-        return _file_refused(conn, _Refused(raw, reason, error, event), rt.clock(), attempts)
+        failed_id = _file_refused(conn, _Refused(raw, reason, error, event), rt.clock(), attempts)
+    metrics.EVENTS_REFUSED.labels(reason).inc()
+    return failed_id
 
 
 class _Deferred:
@@ -251,6 +275,7 @@ def apply_plan(
     *,
     defer: _Deferred | None = None,
     held: tuple[str, datetime] | None = None,
+    requested_at: datetime | None = None,
 ) -> tuple[str, list[uuid.UUID], list[str]]:
     """Persist a plan: challenges opened, mail queued or suppressed by the gate.
 
@@ -263,15 +288,17 @@ def apply_plan(
     that claims an address needs (and pays two round trips for).
     """
     if not _claims_address(plan):
-        return _apply(conn, event_id, app, plan, now, defer, held)
+        return _apply(conn, event_id, app, plan, now, defer, held, requested_at)
     with conn.begin_nested() as savepoint:
-        result = _apply(conn, event_id, app, plan, now, None, held)
+        result = _apply(conn, event_id, app, plan, now, None, held, requested_at)
         if result[0] == ADDRESS_CLAIMED:
             savepoint.rollback()
         return result
 
 
-def _apply(conn: Connection, event_id, app: str, plan: Plan, now: datetime, defer, held):
+def _apply(
+    conn: Connection, event_id, app: str, plan: Plan, now: datetime, defer, held, requested_at
+):
     if plan.cancel_pending_change_of:
         challenges.revoke_user(conn, app, plan.cancel_pending_change_of, Purpose.EMAIL_CHANGE, now)
     queued, suppressed = [], []
@@ -281,7 +308,10 @@ def _apply(conn: Connection, event_id, app: str, plan: Plan, now: datetime, defe
         facts = outbox.send_facts(conn, app, spec, now - RATE_LIMIT_WINDOW, now)
         reason = gate(spec, facts)
         if reason is not None:
-            outbox.add_email(conn, event_id, app, spec, now, suppressed=reason, defer=emails)
+            outbox.add_email(
+                conn, event_id, app, spec, now, suppressed=reason, defer=emails,
+                requested_at=requested_at,
+            )  # fmt: skip
             suppressed.append(f"{spec.kind}:{reason}")
             continue
         challenge_id = None
@@ -293,8 +323,16 @@ def _apply(conn: Connection, event_id, app: str, plan: Plan, now: datetime, defe
                 return ADDRESS_CLAIMED, [], []
         queued.append(
             outbox.add_email(
-                conn, event_id, app, spec, now, challenge_id=challenge_id, defer=emails, held=held
-            )
+                conn,
+                event_id,
+                app,
+                spec,
+                now,
+                challenge_id=challenge_id,
+                defer=emails,
+                held=held,
+                requested_at=requested_at,
+            )  # fmt: skip
         )
     if suppressed and not queued:
         return f"suppressed:{suppressed[0].partition(':')[2]}", [], suppressed

@@ -31,8 +31,14 @@ def _redact(_logger, _method, event_dict):
     return event_dict
 
 
+#: Event keys whose values look like addresses but name no person: a
+#: Message-ID is ``<email-id.mailroom@sender-domain>``, and the operator
+#: searches a relay's logs for it whole.
+UNMASKED_KEYS = frozenset({"message_id"})
+
 #: Something shaped like an address, inside any text.
-_ADDRESS = re.compile(r"[^\s@'\"<>(),;:\[\]]+@[^\s@'\"<>(),;:\[\]]+\.[^\s@'\"<>(),;:\[\]]+")
+#: (A local part stops at a URL's separators: ``/users/ada@x.org``, ``?to=ada@x.org``.)
+_ADDRESS = re.compile(r"[^\s@'\"<>(),;:\[\]/?&=]+@[^\s@'\"<>(),;:\[\]]+\.[^\s@'\"<>(),;:\[\]]+")
 #: A link's secret: the value of its ``token`` (or ``code``) query parameter.
 _LINK_SECRET = re.compile(r"([?&;](?:token|code)=)[^&;#\s'\"<>]+", re.IGNORECASE)
 #: A verification code (6 to 8 digits) soon after the word "code": "code 123456",
@@ -41,6 +47,8 @@ _CODE = re.compile(r"(\bcode\b\D{0,16}?)\b\d{6,8}\b", re.IGNORECASE)
 
 
 def _masked(text: str) -> str:
+    if "%40" in text:  # an address in a URL (an access log's path)
+        text = text.replace("%40", "@")
     if "@" in text:
         text = _ADDRESS.sub(lambda m: mask_address(m.group()), text)
     text = _LINK_SECRET.sub(r"\1[redacted]", text)
@@ -55,7 +63,7 @@ def _mask_addresses(_logger, _method, event_dict):
     It runs on the rendered exception too, so it comes after ``format_exc_info``.
     """
     for key, value in event_dict.items():
-        if isinstance(value, str):
+        if isinstance(value, str) and key not in UNMASKED_KEYS:
             event_dict[key] = _masked(value)
     return event_dict
 

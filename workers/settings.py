@@ -77,6 +77,11 @@ class Settings(BaseModel):
     smtp_timeout: float = _setting(
         15.0, env="MAILROOM_SMTP_TIMEOUT", doc="Seconds to wait on any SMTP step."
     )
+    smtp_helo_name: str | None = _setting(
+        env="MAILROOM_SMTP_HELO_NAME",
+        doc="The name mailroom greets SMTP servers with (`EHLO name`), which relays and spam "
+        "filters check against its address. Default: this host's fully qualified domain name.",
+    )
     smtp_ca_file: Path | None = _setting(
         env="MAILROOM_SMTP_CA_FILE",
         doc="A PEM file of extra CA certificates to trust (a private relay's); "
@@ -245,6 +250,17 @@ class Settings(BaseModel):
         env="MAILROOM_RETAIN_DEAD_LETTERS_DAYS",
         doc="Days a dead letter nobody replayed or discarded is kept; `0` keeps it until "
         "someone does.",
+    )
+    metrics_port: int = _setting(
+        9191,
+        env="MAILROOM_METRICS_PORT",
+        doc="Port of the Prometheus `/metrics` endpoint of `mailroom worker` (one per host, "
+        "covering all its processes) and of `mailroom dev`; `0` turns it off.",
+    )
+    metrics_host: str = _setting(
+        "0.0.0.0",  # noqa: S104 - a scraper reaches it from outside the host or pod
+        env="MAILROOM_METRICS_HOST",
+        doc="Interface the metrics endpoint listens on.",
     )
     log_format: Literal["json", "console"] | None = _setting(
         env="LOG_FORMAT", doc="`json` or `console`. Default: console on a TTY, JSON otherwise."

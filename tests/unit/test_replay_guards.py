@@ -8,7 +8,8 @@ from datetime import timedelta
 import redis
 from sqlalchemy import update
 
-from domain.replays import ReplayLimits, age_bucket, recipient_tag, short_age, skip_reason
+from domain.addresses import recipient_tag
+from domain.replays import ReplayLimits, age_bucket, short_age, skip_reason
 from tests.conftest import invite, make_event
 from tests.unit.conftest import TOKEN_SECRET
 from workers import intake

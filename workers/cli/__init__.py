@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 the operation failed or found nothing to do (unknown id,
 invalid event, nothing to replay); 2 usage error; 3 configuration error (one
-line naming the setting); 4 Redis or the database is unreachable.
+line naming the setting); 4 Redis or the database is unreachable; 5 (``status``)
+work waits and no worker is alive.
 """
 
 import sys
@@ -23,6 +24,7 @@ from workers.cli import (  # noqa: F401 (each module adds its commands to the gr
     publishing,
     retention,
     run,
+    status,
 )
 from workers.cli.base import EXIT_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE, cli
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 the operation failed or found nothing to do (unknown id,
 invalid event, nothing to replay); 2 usage error; 3 configuration error (one
-line naming the setting); 4 Redis or the database is unreachable.
+line naming the setting); 4 Redis or the database is unreachable; 5 (``status``)
+work waits and no worker is alive.
 """
 
 import json
@@ -14,6 +15,8 @@ from workers.settings import load_settings
 EXIT_FAILED = 1
 EXIT_CONFIG = 3
 EXIT_UNREACHABLE = 4
+#: Work waits and no worker is alive (``mailroom status``).
+EXIT_NO_WORKER = 5
 
 
 class Failure(click.ClickException):

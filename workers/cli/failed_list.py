@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import click
 
-from domain.addresses import mask_address
-from domain.replays import AGE_BUCKETS, age_bucket, recipient_tag, short_age
+from domain.addresses import mask_address, recipient_tag
+from domain.replays import AGE_BUCKETS, age_bucket, short_age
 from workers.cli.base import Failure, current_pepper, echo_json, open_engine, table
 from workers.cli.failed import STATUSES, failed, filter_options, make_filters
 from workers.store import dead_letter_views

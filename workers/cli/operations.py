@@ -1,4 +1,4 @@
-"""Operating mailroom: `config show`, `send-test`, `status`."""
+"""Operating mailroom: `config show`, `send-test` (`status` has a module of its own)."""
 
 import sys
 from datetime import UTC, datetime
@@ -10,11 +10,8 @@ from workers.cli.base import (
     cli,
     current_settings,
     echo_json,
-    open_engine,
     table,
 )
-from workers.redisconn import connect
-from workers.store import claims, dead_letters, outbox
 
 
 @cli.group()
@@ -128,58 +125,3 @@ def send_test(recipient: str, app_id: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(attempts)
     sys.exit(EXIT_FAILED)
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(as_json: bool) -> None:
-    """Transports' health, mail by status, dead letters and queue depths.
-
-    Emails still `sending` after their claim lapsed are counted as stale (their
-    worker died; the sweeper sends them again).  Exit 1 when a transport is
-    misconfigured or failing (for monitoring).
-    """
-    from workers import health
-    from workers.actors import EVENTS_QUEUE, MAIL_QUEUE
-    from workers.broker import NAMESPACE
-    from workers.embedded import redis_url_for
-    from workers.ingress import STREAM
-
-    settings = current_settings()
-    with open_engine().connect() as conn:
-        emails = outbox.count_by_status(conn)
-        stale = claims.count_stale(conn, datetime.now(UTC))
-        dead = dead_letters.count(conn)
-    with connect(redis_url_for(settings)) as client:
-        transports = health.read(client)
-        queues = {
-            "ingress": client.xlen(STREAM) if client.exists(STREAM) else 0,
-            EVENTS_QUEUE: client.llen(f"{NAMESPACE}:{EVENTS_QUEUE}"),
-            MAIL_QUEUE: client.llen(f"{NAMESPACE}:{MAIL_QUEUE}"),
-        }
-    unknown = {"state": "unknown", "error": None, "setting": None}
-    # Only what is configured now: a transport dropped from the list is history.
-    transports = {name: transports.get(name, unknown) for name in settings.transports}
-    report = {
-        "transports": transports,
-        "emails": emails,
-        "stale_sending": stale,
-        "dead_letters": dead,
-        "queues": queues,
-    }
-    broken = any(state["state"] in ("misconfigured", "failing") for state in transports.values())
-    if as_json:
-        echo_json(report)
-        sys.exit(EXIT_FAILED if broken else 0)
-    for name, state in transports.items():
-        line = f"transport {name}: {state['state']}"
-        if state.get("error"):
-            line += f": {state['error']}"
-        click.echo(line)
-    click.echo("emails: " + (", ".join(f"{k} {v}" for k, v in sorted(emails.items())) or "none"))
-    if stale:
-        click.echo(f"stale: {stale} sending past their claim (their worker is gone)")
-    click.echo(f"dead letters: {dead}")
-    click.echo("queued: " + ", ".join(f"{k} {v}" for k, v in queues.items()))
-    if broken:
-        sys.exit(EXIT_FAILED)

@@ -26,8 +26,7 @@ def dev(demo: bool, threads: int) -> None:
     """
     import dramatiq
 
-    from workers import db, embedded
-    from workers.bootstrap import build_runtime, install
+    from workers import db, embedded, metrics_host
     from workers.logs import configure_logging
     from workers.settings_shown import mask_url
 
@@ -36,11 +35,17 @@ def dev(demo: bool, threads: int) -> None:
     server = embedded.start(settings.state_dir) if settings.embedded else None
     runtime = None
     worker = None
+    stop_metrics = None
     try:
         db.upgrade(settings.sqlalchemy_url)
-        runtime = install(
-            build_runtime(settings, redis_url=server.url if server else None, threads=threads)
-        )
+        redis_url = server.url if server else embedded.redis_url_for(settings)
+        if settings.metrics_port:
+            # Before the runtime is imported: what counts must count in its files.
+            stop_metrics = metrics_host.start(settings, redis_url)
+        from workers.bootstrap import build_runtime, install
+
+        runtime = install(build_runtime(settings, redis_url=redis_url, threads=threads))
+        runtime.broker.emit_after("process_boot")
         worker = dramatiq.Worker(runtime.broker, worker_threads=threads)
         worker.start()
         where = settings.outbox_dir if settings.transport == "file" else settings.smtp_host
@@ -59,6 +64,8 @@ def dev(demo: bool, threads: int) -> None:
             worker.stop()
         if runtime is not None:
             runtime.close()
+        if stop_metrics is not None:
+            stop_metrics()
         if server is not None:
             server.close()
 
@@ -82,14 +89,21 @@ def worker(processes: int, threads: int) -> None:
     SIGTERM or SIGINT stops them gracefully: each finishes the mail in hand
     and hands back what waits (killed after 60 s).
     """
+    from workers import metrics_host
     from workers.embedded import redis_url_for
     from workers.logs import configure_logging
     from workers.supervisor import supervise
 
     settings = current_settings()
-    redis_url_for(settings)  # fail here, in one line, rather than in every child
+    redis_url = redis_url_for(settings)  # fail here, in one line, rather than in every child
     configure_logging(settings.log_format, settings.log_level)
-    sys.exit(supervise(processes, threads))
+    stop_metrics = metrics_host.start(settings, redis_url) if settings.metrics_port else None
+    try:
+        code = supervise(processes, threads)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+    sys.exit(code)
 
 
 @cli.command()

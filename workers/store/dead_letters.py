@@ -194,3 +194,8 @@ def mark_event_replayed(conn: Connection, failed_id: int, now: datetime) -> bool
 
 def discard(conn: Connection, failed_id: int, now: datetime) -> bool:
     return _settle(conn, failed_id, DeadLetterStatus.DISCARDED, discarded_at=now)
+
+
+def count_by_reason(conn: Connection, status: DeadLetterStatus = DeadLetterStatus.DEAD) -> dict:
+    rows = conn.execute(select(F.reason, func.count()).where(F.status == status).group_by(F.reason))
+    return {reason: count for reason, count in rows}

@@ -102,11 +102,13 @@ def add_email(
     defer: list[dict] | None = None,
     held: tuple[str, datetime] | None = None,
     due: datetime | None = None,
+    requested_at: datetime | None = None,
 ) -> uuid.UUID:
     """Queue (or record as suppressed) one email; with ``defer``, its row is
     appended there for ``insert_rows`` instead of inserted now.  ``held``
     (claimant, lease end): the email is held for that process's first attempt.
-    ``due``: not to be sent before then (a paced replay); default now."""
+    ``due``: not to be sent before then (a paced replay); default now.
+    ``requested_at``: when the producer asked for it; default now."""
     email_id = uuid.uuid4()
     row = {
         "id": email_id,
@@ -125,6 +127,7 @@ def add_email(
         "next_attempt_at": due or now,
         "replay_of": replay_of,
         "created_at": now,
+        "requested_at": requested_at or now,
         "claimed_by": None,
         "lease_until": None,
     }
@@ -159,3 +162,12 @@ def first_of_challenge(conn: Connection, challenge_id: uuid.UUID) -> Row | None:
 def count_by_status(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(E.status, func.count()).group_by(E.status))
     return {status: count for status, count in rows}
+
+
+def waiting(conn: Connection) -> tuple[int, datetime | None]:
+    """How many emails are not yet sent (queued or sending), and when the
+    oldest of them was asked for."""
+    unsent = E.status.in_((EmailStatus.QUEUED, EmailStatus.SENDING))
+    asked = func.coalesce(E.requested_at, E.created_at)
+    count, oldest = conn.execute(select(func.count(), func.min(asked)).where(unsent)).one()
+    return count, oldest

@@ -143,6 +143,9 @@ class Email(Base):
     transport: Mapped[str | None] = mapped_column(String(32))
     replay_of: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    #: When the producer asked for it (its event's stream entry): delivery
+    #: latency counts from here.  Unset on rows older than migration 0005.
+    requested_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
 
     __table_args__ = (

@@ -9,6 +9,7 @@ import time
 from email.message import Message
 
 from domain.errors import PermanentError, TransientError, TransportConfigError
+from workers import metrics
 from workers.logs import get_logger
 from workers.transports.base import Receipt
 from workers.transports.breaker import CircuitBreaker, NeverOpen
@@ -17,10 +18,11 @@ log = get_logger("mailroom.transport")
 
 
 class Chain:
-    name = "chain"
-
     def __init__(self, transports, *, health=None, clock=time.monotonic) -> None:
         self.transports = list(transports)
+        #: As MAILROOM_TRANSPORT names it (``smtp``, ``ses,smtp``): whichever of
+        #: them failed, a failure is the chain's.
+        self.name = ",".join(self.names)
         # With a single transport there is nowhere to fail over to: every attempt
         # goes to it, and its own error is what the retries and dead letter see.
         self.breakers = {
@@ -28,6 +30,8 @@ class Chain:
             for t in self.transports
         }
         self.last_error: dict[str, Exception] = {}
+        #: Transports whose open circuit the metrics show (set on change only).
+        self.shown_open: set[str] = set()
         self.health = health
         self.clock = clock
 
@@ -46,24 +50,36 @@ class Chain:
             try:
                 receipt = transport.send(message, sender=sender, recipient=recipient)
             except TransportConfigError as exc:
-                breaker.failed(self.clock())
+                self._failed(transport.name, breaker)
                 self.last_error[transport.name] = exc
                 self._report(transport.name, exc)
                 failures.append((transport.name, exc))
                 continue
             except PermanentError:
-                breaker.succeeded()  # the transport works; the message is refused
+                self._succeeded(transport.name, breaker)  # it works; the message is refused
                 raise
             except TransientError as exc:
-                breaker.failed(self.clock())
+                self._failed(transport.name, breaker)
                 self.last_error[transport.name] = exc
                 self._report(transport.name, exc)
                 failures.append((transport.name, exc))
                 continue
-            breaker.succeeded()
+            self._succeeded(transport.name, breaker)
             self._report(transport.name, None)
             return receipt
         raise _combined(failures)
+
+    def _failed(self, name: str, breaker) -> None:
+        breaker.failed(self.clock())
+        if breaker.is_open(self.clock()) and name not in self.shown_open:
+            self.shown_open.add(name)
+            metrics.CIRCUIT_OPEN.labels(name).set(1)
+
+    def _succeeded(self, name: str, breaker) -> None:
+        breaker.succeeded()
+        if name in self.shown_open:
+            self.shown_open.discard(name)
+            metrics.CIRCUIT_OPEN.labels(name).set(0)
 
     def _report(self, name: str, error: Exception | None) -> None:
         if isinstance(error, TransportConfigError):

@@ -16,7 +16,7 @@ import smtplib
 import threading
 
 from domain.errors import TransientError, TransportConfigError
-from workers.transports.smtp import SMTPTransport, check_ca_file
+from workers.transports.smtp import SMTPTransport, check_ca_file, helo_name
 
 NAME = "gmail"
 
@@ -105,6 +105,7 @@ def from_settings(settings) -> SMTPTransport:
         login=xoauth2_login(settings.gmail_user, token),
         timeout=settings.smtp_timeout,
         ca_file=settings.smtp_ca_file,
+        helo_name=helo_name(settings),
         name=NAME,
         credential_setting="MAILROOM_GMAIL_REFRESH_TOKEN",
     )

@@ -11,7 +11,9 @@ are configuration errors (permanent, but failover may try another transport).
 """
 
 import copy
+import re
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -35,6 +37,10 @@ HINT = (
 
 #: An SMTP connection idle this long (30 seconds) is checked with NOOP before it is reused.
 SMTP_IDLE_CHECK = timedelta(seconds=30)
+
+#: The relay's own id for an accepted message, in its reply to DATA: Postfix's
+#: ``250 2.0.0 Ok: queued as 4Zb3Kq1xyz``, Exim's ``250 OK id=1abcDE-0001Xy-2Z``.
+QUEUE_ID = re.compile(rb"(?:queued as|\bid=)\s*([A-Za-z0-9][\w.\-]{2,63})", re.IGNORECASE)
 
 #: Port for each MAILROOM_SMTP_SECURITY mode when MAILROOM_SMTP_PORT is unset.
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -65,7 +71,34 @@ def from_settings(settings) -> "SMTPTransport":
         login=login,
         timeout=settings.smtp_timeout,
         ca_file=settings.smtp_ca_file,
+        helo_name=helo_name(settings),
     )
+
+
+def helo_name(settings) -> str:
+    """The name to greet with: MAILROOM_SMTP_HELO_NAME, else this host's FQDN
+    (never smtplib's fallback, an address literal that spam filters frown on)."""
+    return settings.smtp_helo_name or socket.getfqdn()
+
+
+class _Client(smtplib.SMTP):
+    """Keeps the server's reply to DATA, which names its queue id."""
+
+    data_reply = b""
+
+    def data(self, msg):
+        code, reply = super().data(msg)
+        self.data_reply = reply
+        return code, reply
+
+
+class _TLSClient(_Client, smtplib.SMTP_SSL):
+    pass
+
+
+def queue_id(reply: bytes) -> str | None:
+    found = QUEUE_ID.search(reply or b"")
+    return found.group(1).decode("ascii") if found else None
 
 
 def classify(code: int, text: str) -> TransientError | PermanentError:
@@ -110,6 +143,7 @@ class SMTPTransport:
         login: Login | None = None,
         timeout: float = 15.0,
         ca_file=None,
+        helo_name: str | None = None,
         name: str = NAME,
         credential_setting: str = "MAILROOM_SMTP_PASSWORD",
     ) -> None:
@@ -120,6 +154,7 @@ class SMTPTransport:
         self.login = login
         self.timeout = timeout
         self.tls = tls_context(ca_file)
+        self.helo_name = helo_name
         self.credential_setting = credential_setting
         self.idle_check = SMTP_IDLE_CHECK.total_seconds()
         self._local = threading.local()
@@ -130,9 +165,11 @@ class SMTPTransport:
 
     def _connect(self) -> smtplib.SMTP:
         if self.security == "tls":
-            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
+            client = _TLSClient(
+                self.host, self.port, self.helo_name, timeout=self.timeout, context=self.tls
+            )
         else:
-            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            client = _Client(self.host, self.port, self.helo_name, timeout=self.timeout)
         try:
             client.ehlo()
             if self.security == "starttls":
@@ -197,7 +234,11 @@ class SMTPTransport:
                 outgoing, envelope_to = self._internationalize(client, message, recipient)
                 self._transmit(client, outgoing, sender, envelope_to)
                 self._local.used = time.monotonic()
-                return Receipt(destination=f"{self.host}:{self.port}", transport=self.name)
+                return Receipt(
+                    provider_id=queue_id(client.data_reply),
+                    destination=f"{self.host}:{self.port}",
+                    transport=self.name,
+                )
             except smtplib.SMTPServerDisconnected as exc:
                 self._drop()
                 if reused:

@@ -1,0 +1,111 @@
+"""One canonical log line and one count per email outcome.
+
+Every line about an email's fate carries the same fields, so an operator can
+follow one email (``email_id``), one event (``event_id``) or one recipient
+(``to_tag``: a short keyed hash of the address, never the address) through
+the logs: ``email.sent``, ``email.retrying``, ``email.dead_lettered`` and
+``email.suppressed``.
+"""
+
+from datetime import datetime
+
+from domain.addresses import mask_address, recipient_tag
+from domain.vocabulary import Reason
+from workers import metrics
+from workers.logs import get_logger
+from workers.runtime import Runtime
+
+log = get_logger("mailroom.pipeline")
+
+
+def _fields(rt: Runtime, email) -> dict:
+    return {
+        "event_id": str(email.event_id) if email.event_id else None,
+        "email_id": str(email.id),
+        "app": email.app,
+        "kind": email.kind,
+        "to": mask_address(email.recipient),
+        "to_tag": recipient_tag(rt.peppers[rt.key_id], email.recipient),
+        "attempt": email.attempts,
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def sent(
+    rt: Runtime,
+    email,
+    *,
+    transport: str,
+    duration: float,
+    message_id: str,
+    provider_id: str | None,
+    destination: str | None,
+    now: datetime,
+) -> None:
+    metrics.EMAILS_SENT.labels(email.app, email.kind, transport).inc()
+    metrics.SEND_DURATION.labels(transport, "sent").observe(duration)
+    asked = email.requested_at or email.created_at
+    latency = max(0.0, (now - asked).total_seconds())
+    metrics.DELIVERY_LATENCY.labels(email.app, email.kind).observe(latency)
+    log.info(
+        "email.sent",
+        **_fields(rt, email),
+        outcome="sent",
+        transport=transport,
+        duration_ms=_ms(duration),
+        latency_ms=_ms(latency),
+        message_id=message_id,
+        provider_id=provider_id,
+        destination=destination,
+    )
+
+
+def retrying(
+    rt: Runtime, email, *, transport: str, duration: float, error: str, retry_in: float
+) -> None:
+    metrics.EMAILS_RETRIED.labels(email.app, email.kind, transport).inc()
+    metrics.SEND_DURATION.labels(transport, "failed").observe(duration)
+    log.warning(
+        "email.retrying",
+        **_fields(rt, email),
+        outcome="retrying",
+        transport=transport,
+        duration_ms=_ms(duration),
+        error=error,
+        retry_in_seconds=round(retry_in, 1),
+    )
+
+
+def dead_lettered(
+    rt: Runtime,
+    email,
+    *,
+    reason: Reason,
+    error: str,
+    failed_id: int | None,
+    transport: str | None = None,
+    duration: float | None = None,
+) -> None:
+    metrics.EMAILS_DEAD_LETTERED.labels(email.app, email.kind, transport or "", reason).inc()
+    if duration is not None:
+        metrics.SEND_DURATION.labels(transport or "", "refused").observe(duration)
+    if reason == Reason.EXPIRED_BEFORE_DELIVERY and email.challenge_id is not None:
+        metrics.CODES_EXPIRED.labels(email.app, email.kind).inc()
+    log.error(
+        "email.dead_lettered",
+        **_fields(rt, email),
+        outcome="dead_lettered",
+        reason=reason,
+        transport=transport,
+        duration_ms=_ms(duration),
+        error=error,
+        failed_id=failed_id,
+    )
+
+
+def suppressed(rt: Runtime, email, *, reason: str) -> None:
+    metrics.EMAILS_SUPPRESSED.labels(email.app, email.kind, reason).inc()
+    log.info("email.suppressed", **_fields(rt, email), outcome="suppressed", reason=reason)
