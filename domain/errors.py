@@ -4,6 +4,8 @@ Delivery errors are either transient (retry later) or permanent (dead-letter now
 an invalid event is dead-lettered at once and never retried.
 """
 
+from collections.abc import Sequence
+
 
 class MailroomError(Exception):
     """Base class for every error mailroom raises on purpose."""
@@ -19,7 +21,12 @@ class ConfigError(MailroomError):
 
 
 class InvalidEvent(MailroomError):
-    """An event failed validation; ``str()`` says why, for the dead letter."""
+    """An event failed validation; ``str()`` says why in one line, for the dead
+    letter; ``problems`` lists every reason, one line each (``mailroom publish``)."""
+
+    def __init__(self, reason: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.problems = list(problems) or [reason]
 
 
 class RenderError(MailroomError):

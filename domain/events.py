@@ -214,7 +214,8 @@ def parse_event(raw: str | bytes) -> _Envelope:
     try:
         event = _EVENT.validate_json(raw, strict=True)
     except ValidationError as exc:
-        raise InvalidEvent(_describe(exc)) from None
+        problems = _problems(exc)
+        raise InvalidEvent(_describe(problems), problems) from None
     if event.version not in SUPPORTED_VERSIONS:
         raise InvalidEvent(f"version: {event.version} is not supported (supported: 1)")
     return event
@@ -286,21 +287,29 @@ def _shown(part) -> str:
     return name if len(name) <= _NAME_SHOWN else f"{name[:_NAME_SHOWN]}..."
 
 
-def _describe(exc: ValidationError) -> str:
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
+def _problems(exc: ValidationError) -> list[str]:
+    """Every one of pydantic's errors as one ``field: message`` line."""
+    return [_problem(error) for error in exc.errors(include_url=False, include_input=False)]
+
+
+def _problem(error) -> str:
     # The discriminator tag (the type name) is noise in a path like "data.email".
-    loc = [_shown(part) for part in first["loc"] if part not in EVENT_TYPES]
+    loc = [_shown(part) for part in error["loc"] if part not in EVENT_TYPES]
     where = ".".join(loc) or "event"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "union_tag_invalid":
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "union_tag_invalid":
         message = f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
         where = "type"
-    elif first["type"] == "union_tag_not_found":
+    elif error["type"] == "union_tag_not_found":
         where = "type"
         message = "field required"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}"
+    return f"{where}: {message}"
+
+
+def _describe(problems: list[str]) -> str:
+    """The one-line reason a dead letter keeps: the first problem, and how many more."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
 
 
 def event_payload(*, type: str, source: str, data: dict, id: UUID, occurred_at: datetime) -> dict:

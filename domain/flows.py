@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from domain.addresses import address_key, mask_address
+from domain.apps import App
 from domain.policy import CODE_LENGTH, MAX_CODE_TTL, NOTICE_DELIVERY_WINDOW, RATE_LIMIT_SENDS
 from domain.vocabulary import CODE_PURPOSES, RULES, Purpose, Revokes, Suppressed
 
@@ -248,7 +249,10 @@ def after_use(used: UsedChallenge, now: datetime) -> AfterUse:
     return AfterUse(revoke=rules.revokes_on_use, notices=notices)
 
 
-def link_for(base_url: str, purpose: Purpose, token: str) -> str:
-    """The link is built only from configuration, never from anything in the event."""
-    path = RULES[purpose].link_path
-    return f"{base_url.rstrip('/')}{path}?{urlencode({'token': token})}"
+def link_for(app: App, purpose: Purpose, token: str) -> str:
+    """The link a mail carries, built only from the app's configuration (its base URL
+    and its path for the purpose), never from anything in the event.  Real mail and
+    previews both build theirs here."""
+    path = app.link_paths[purpose]
+    separator = "&" if "?" in path else "?"
+    return f"{app.base_url.rstrip('/')}{path}{separator}{urlencode({'token': token})}"

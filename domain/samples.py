@@ -1,5 +1,9 @@
 """Sample data for every kind of mail: previews and template tests render these."""
 
+from datetime import timedelta
+
+from domain.apps import App
+from domain.flows import link_for
 from domain.vocabulary import RULES, Purpose
 
 
@@ -34,12 +38,24 @@ SAMPLES = {
 #: Kinds whose mail carries a link: one per purpose, named after it.
 LINKED = frozenset(Purpose)
 
-#: The link previews show (never a real token).
-SAMPLE_LINK = "https://app.example.com/verify?token=sample-token-not-valid"
+#: The token in every sample link (never a real one).
+SAMPLE_TOKEN = "sample-token-not-valid"  # noqa: S105 (a placeholder, not a secret)
+#: The link of every linked kind when no app is given (template tests look for it).
+SAMPLE_LINK = f"https://app.example.com/verify?token={SAMPLE_TOKEN}"
 
 
-def sample_context(kind: str) -> dict:
+def sample_context(
+    kind: str, app: App | None = None, ttls: dict[Purpose, timedelta] | None = None
+) -> dict:
+    """A kind's sample context.  With an app, its link is the one real mail would
+    carry (same builder, the app's base URL and path); with ``ttls`` (the settings'),
+    its validity is the one real mail would state."""
     context = dict(SAMPLES[kind])
     if kind in LINKED:
-        context["link"] = SAMPLE_LINK
+        purpose = Purpose(kind)
+        context["link"] = SAMPLE_LINK if app is None else link_for(app, purpose, SAMPLE_TOKEN)
+        if ttls is not None:
+            # As delivery states it: in minutes, and in whole days for the long-lived.
+            minutes = int(ttls[purpose].total_seconds() // 60)
+            context.update(ttl_minutes=minutes, ttl_days=minutes // 1440)
     return context

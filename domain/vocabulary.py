@@ -44,7 +44,8 @@ class Revokes(StrEnum):
 class PurposeRules:
     #: The mail carries a typed code besides the link.
     has_code: bool
-    #: Where the link lands, below the app's public base URL.
+    #: Where the link lands by default, below the app's public base URL (an app or a
+    #: setting may move it: ``App.link_paths``).
     link_path: str
     #: How long the code and link stay valid unless settings say otherwise.
     default_ttl: timedelta

@@ -12,8 +12,12 @@ the environment settings.
     default_locale = "en"
     api_key_sha256 = ["<hex>"]  # `mailroom apikey create notes --no-store`
 
+    [apps.notes.links]           # optional, per purpose: where its link lands
+    signup = "/auth/verify"
+    password_reset = "/account?step=reset"
+
 An app leaves out what the environment settings give (MAILROOM_MAIL_FROM,
-MAILROOM_PUBLIC_BASE_URL, MAILROOM_SUPPORT_EMAIL...).
+MAILROOM_PUBLIC_BASE_URL, MAILROOM_SUPPORT_EMAIL, MAILROOM_LINK_PATH_*...).
 """
 
 import re
@@ -24,10 +28,35 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.addresses import normalize_address
-from domain.apps import APP_ID_RULE, App, Directory, is_app_id
+from domain.apps import APP_ID_RULE, App, Directory, is_app_id, link_path_problem
 from domain.errors import ConfigError
+from domain.vocabulary import Purpose
 
 SETTING = "MAILROOM_APPS_FILE"
+#: The sender in the embedded mode when neither the settings nor the app name one.
+EMBEDDED_SENDER = "Mailroom <no-reply@example.com>"
+
+
+class _Links(BaseModel):
+    """Per purpose, where its link lands below the app's base URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signup: str | None = None
+    login: str | None = None
+    email_change: str | None = None
+    password_reset: str | None = None
+    invite: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _path(cls, value):
+        if value is not None and (problem := link_path_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    def given(self) -> dict[Purpose, str]:
+        return {Purpose(name): path for name, path in self.model_dump().items() if path}
 
 
 class _AppEntry(BaseModel):
@@ -40,6 +69,7 @@ class _AppEntry(BaseModel):
     logo_url: str | None = None
     default_locale: str | None = Field(None, max_length=35)
     api_key_sha256: list[str] = []
+    links: _Links = _Links()
 
     @field_validator("api_key_sha256")
     @classmethod
@@ -58,6 +88,14 @@ class _AppEntry(BaseModel):
                 raise ValueError("must be an absolute http(s) URL")
         return value
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _base(cls, value):
+        # Links append a path and a query to it: its own would end up in the middle.
+        if value is not None and (urlsplit(value).query or "#" in value):
+            raise ValueError("must have no query or fragment (links are built on it)")
+        return value
+
 
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -66,11 +104,16 @@ class _File(BaseModel):
     apps: dict[str, _AppEntry]
 
 
+def setting_link_paths(settings) -> dict[Purpose, str]:
+    """Where each purpose's link lands by the settings (MAILROOM_LINK_PATH_*)."""
+    return {purpose: getattr(settings, f"link_path_{purpose}") for purpose in Purpose}
+
+
 def _app(app_id: str, entry: _AppEntry, settings) -> App:
     sender = entry.sender or settings.mail_from
     base_url = entry.public_base_url or settings.public_base_url
     if settings.embedded:
-        sender = sender or "Mailroom <no-reply@example.com>"
+        sender = sender or EMBEDDED_SENDER
         base_url = base_url or settings.base_url
     where = f"apps.{app_id}"
     if not sender:
@@ -96,6 +139,7 @@ def _app(app_id: str, entry: _AppEntry, settings) -> App:
         logo_url=entry.logo_url or settings.logo_url,
         default_locale=entry.default_locale or settings.default_locale,
         api_key_hashes=frozenset(entry.api_key_sha256),
+        link_paths={**setting_link_paths(settings), **entry.links.given()},
     )
 
 
@@ -111,7 +155,8 @@ def load_directory(settings) -> Directory:
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in error["loc"])
-        raise ConfigError(SETTING, f"{where}: {error['msg']}") from None
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(SETTING, f"{where}: {message}") from None
     apps = {}
     for app_id, entry in parsed.apps.items():
         if not is_app_id(app_id):

@@ -213,7 +213,7 @@ def _compose(rt: Runtime, app, email, secret: tokens.Secret | None, now: datetim
         minutes = int(rt.policy.ttl[purpose].total_seconds() // 60)
         context.update(
             code=secret.code,
-            link=link_for(app.base_url, purpose, secret.token),
+            link=link_for(app, purpose, secret.token),
             ttl_minutes=minutes,
             ttl_days=minutes // 1440,
         )

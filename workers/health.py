@@ -3,7 +3,8 @@
 A transport that turns out to be set up wrong is recorded as ``misconfigured``
 with the error and the setting to fix; one that fails for now (down, 4xx) as
 ``failing`` with the error; its next success records ``ok``.  Each
-process writes only when the state it last wrote changes.
+process writes only when the state it last wrote changes.  ``mailroom
+send-test`` records what its attempts showed as well (``record``).
 """
 
 import json
@@ -36,17 +37,7 @@ class TransportHealth:
     def report(self, name: str, error: Exception | None) -> None:
         """``error``: None after a success; a ``TransportConfigError`` (misconfigured)
         or any other delivery error (failing) after a failure."""
-        if error is None:
-            condition = "ok"
-        elif isinstance(error, TransportConfigError):
-            condition = "misconfigured"
-        else:
-            condition = "failing"
-        state = {
-            "state": condition,
-            "error": str(error) if error is not None else None,
-            "setting": getattr(error, "setting", None),
-        }
+        state = state_after(error)
         fingerprint = json.dumps(state, sort_keys=True)
         now = time.monotonic()
         with self.lock:
@@ -62,6 +53,28 @@ class TransportHealth:
 
     def close(self) -> None:
         self.client.close()
+
+
+def state_after(error: Exception | None) -> dict:
+    """A transport's health after an attempt that raised ``error`` (None: it worked)."""
+    if error is None:
+        condition = "ok"
+    elif isinstance(error, TransportConfigError):
+        condition = "misconfigured"
+    else:
+        condition = "failing"
+    return {
+        "state": condition,
+        "error": str(error) if error is not None else None,
+        "setting": getattr(error, "setting", None),
+    }
+
+
+def record(client: redis.Redis, name: str, error: Exception | None) -> None:
+    """Write at once what one attempt outside the workers showed (``mailroom
+    send-test``); a ``redis.RedisError`` is the caller's to report."""
+    state = {**state_after(error), "since": datetime.now(UTC).isoformat()}
+    client.hset(KEY, name, json.dumps(state))
 
 
 def read(client: redis.Redis) -> dict[str, dict]:

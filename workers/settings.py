@@ -28,6 +28,14 @@ def _setting(default=None, *, env: str, doc: str):
     return Field(default, validation_alias=env, description=doc)
 
 
+def _link_path(purpose: Purpose, mail: str):
+    doc = (
+        f"Where the link of {mail} lands, below the public base URL: a path, optionally with "
+        "a query (the token is added to it); an app may set its own. See *Landing pages*."
+    )
+    return _setting(RULES[purpose].link_path, env=f"MAILROOM_LINK_PATH_{purpose.name}", doc=doc)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -131,6 +139,11 @@ class Settings(BaseModel):
         doc="Base of every link in a mail; links are never built from an event. "
         "Default in the embedded mode: `http://localhost:8000`.",
     )
+    link_path_signup: str = _link_path(Purpose.SIGNUP, "a sign-up mail")
+    link_path_login: str = _link_path(Purpose.LOGIN, "a login mail")
+    link_path_email_change: str = _link_path(Purpose.EMAIL_CHANGE, "an email-change mail")
+    link_path_password_reset: str = _link_path(Purpose.PASSWORD_RESET, "a password-reset mail")
+    link_path_invite: str = _link_path(Purpose.INVITE, "an invitation")
     apps_file: Path | None = _setting(
         env="MAILROOM_APPS_FILE",
         doc="A TOML file declaring the apps this fleet serves (branding, sender, links, "
@@ -138,7 +151,7 @@ class Settings(BaseModel):
     )
     product_name: str | None = _setting(
         env="MAILROOM_PRODUCT_NAME",
-        doc="Product name shown in mails (without an apps file). Unset: the event's `source`.",
+        doc="Product name in mails (by apps naming none). Unset: sender's name, else its domain.",
     )
     support_email: str | None = _setting(
         env="MAILROOM_SUPPORT_EMAIL", doc="Support address shown in mails (without an apps file)."

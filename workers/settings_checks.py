@@ -5,6 +5,7 @@ from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from domain.addresses import normalize_address
+from domain.apps import link_path_problem
 from domain.errors import ConfigError
 from workers.transports.registry import BACKENDS, choices
 
@@ -55,6 +56,15 @@ def check(s) -> None:
             normalize_address(address)
         except ValueError as exc:
             raise ConfigError("MAILROOM_MAIL_FROM", str(exc)) from None
+    for setting, path in (
+        ("MAILROOM_LINK_PATH_SIGNUP", s.link_path_signup),
+        ("MAILROOM_LINK_PATH_LOGIN", s.link_path_login),
+        ("MAILROOM_LINK_PATH_EMAIL_CHANGE", s.link_path_email_change),
+        ("MAILROOM_LINK_PATH_PASSWORD_RESET", s.link_path_password_reset),
+        ("MAILROOM_LINK_PATH_INVITE", s.link_path_invite),
+    ):
+        if problem := link_path_problem(path):
+            raise ConfigError(setting, problem)
     _check_transports(s)
     if s.smtp_port is not None and not 0 < s.smtp_port < 65536:
         raise ConfigError("MAILROOM_SMTP_PORT", "must be between 1 and 65535")

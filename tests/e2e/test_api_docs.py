@@ -4,23 +4,11 @@ allows only the API's own origin, and Swagger UI really renders under it."""
 import base64
 import hashlib
 import re
-import shutil
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.servers import ApiServer
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
-
-
-@pytest.fixture
-def api(mailroom):
-    server = ApiServer(mailroom.rt)
-    yield server
-    server.stop()
 
 
 def policy(response) -> dict[str, list[str]]:
@@ -62,22 +50,6 @@ def test_docs_policy_allows_self_and_its_one_inline_script_by_hash(api):
     [inline] = re.findall(r"<script>(.*?)</script>", page.text, flags=re.DOTALL)
     digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
     assert directives["script-src"] == ["'self'", f"'sha256-{digest}'"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (bash tests/run.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
 
 
 def test_swagger_ui_renders_every_operation_in_chromium(api, browser):

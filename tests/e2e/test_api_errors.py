@@ -6,26 +6,11 @@ import pytest
 import redis
 from sqlalchemy import exc as db_errors
 
-from tests.servers import ApiServer
-from workers.store import apikeys
 from workers.verification import Verifier
 
 #: A body whose every value would be noticed in a log: none is shaped like an
 #: address or a code, so the log's masking would not hide a leak.
 BODY = {"purpose": "signup", "email": "body-marker-email", "code": "zq-marker-code"}
-
-
-@pytest.fixture
-def api(mailroom):
-    server = ApiServer(mailroom.rt)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def key(mailroom):
-    with mailroom.rt.engine.begin() as conn:
-        return apikeys.create(conn, "notes", mailroom.rt.clock())[1]
 
 
 def test_unknown_route_and_wrong_method(api):

@@ -1,19 +1,10 @@
 """The API's Prometheus metrics: counted per route template, never per raw path."""
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import ApiServer
 from workers.api import create_app
 from workers.store import apikeys
-
-
-@pytest.fixture
-def api(mailroom):
-    server = ApiServer(mailroom.rt)
-    yield server
-    server.stop()
 
 
 def scrape(api) -> dict[str, list]:

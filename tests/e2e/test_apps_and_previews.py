@@ -20,9 +20,22 @@ LOCALES = ["en", *SHIPPED_LOCALES]
 def test_mail_arrives_in_the_recipients_language(mailroom, smtp_sink):
     mailroom.publish(make_event(data={"email": "li@example.com", "name": "Li", "locale": "zh-TW"}))
     [message] = smtp_sink.wait_for(1)
-    assert message["Subject"] == "您的 notes 验证码"
+    assert message["Subject"] == "您的 Notes 验证码"
     text, html = parts(message)
     assert text.startswith("Li，您好：") and '<html lang="zh-CN">' in html
+
+
+def test_without_a_product_name_mail_names_the_sender_never_the_source(make_mailroom, smtp_sink):
+    mailroom = make_mailroom(MAILROOM_MAIL_FROM="no-reply@notes.example.com")
+    mailroom.publish(make_event(data={"email": "ada@example.com"}, source="cli"))
+    [message] = smtp_sink.wait_for(1)
+    assert message["Subject"] == "Your notes.example.com verification code"
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        "notes.example.com",
+        "no-reply@notes.example.com",
+    )
+    assert "cli" not in parts(message)[0]
 
 
 # ---------------------------------------------------------------- apps
@@ -144,3 +157,49 @@ def test_preview_all_writes_every_kind_and_locale_and_an_index(tmp_path, apps_fi
             assert f'href="{kind}.{locale}.html"' in index
     assert "Billing Pro" in (out / "signup.en.html").read_text()
     assert Path(out / "invite.zh_CN.html").read_text().count("Billing Pro") >= 1
+
+
+def test_preview_out_goes_by_suffix_and_refuses_others(tmp_path):
+    for name, starts in (("s.HTML", "<!DOCTYPE html>"), ("s.txt", "Subject: Your Mailroom")):
+        result = run({}, "preview", "signup", "--out", name, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / name).read_text().startswith(starts)
+    for name in ("s.pdf", "previews/", "signup"):
+        result = run({}, "preview", "signup", "--out", name, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.splitlines()[-1] == (
+            f"Error: Invalid value for '--out': {name!r} must end in .html, .txt or .eml "
+            "(the suffix picks the format)"
+        )
+        assert not (tmp_path / name).exists()
+
+
+def test_preview_help_lists_every_kind():
+    result = run({}, "preview", "--help")
+    assert result.returncode == 0
+    listed = " ".join(result.stdout.split())  # as wrapped to the terminal
+    assert f"KIND is one of: {', '.join(SAMPLES)}." in listed
+
+
+# ---------------------------------------------------------------- config show
+
+
+def test_config_show_prints_the_embedded_defaults_in_force(tmp_path):
+    shown = json.loads(run({}, "config", "show", "--json", cwd=tmp_path).stdout)
+    assert shown["MAILROOM_MAIL_FROM"] == "Mailroom <no-reply@example.com>"
+    assert shown["MAILROOM_PUBLIC_BASE_URL"] == "http://localhost:8000"
+    assert shown["MAILROOM_PRODUCT_NAME"] == "Mailroom"
+    assert shown["DATABASE_URL"] == "sqlite:///.mailroom/mailroom.db"
+    assert shown["MAILROOM_LINK_PATH_SIGNUP"] == "/verify-email"
+    assert shown["MAILROOM_TOKEN_SECRET"] == ("(generated on first use in .mailroom/token-secret)")
+    # Once the secret exists (a mail was sent, say), it is shown masked, with where it lives.
+    secret_file = tmp_path / ".mailroom" / "token-secret"
+    secret_file.parent.mkdir()
+    secret_file.write_text("a-generated-pepper-0123456789-abcdefghijklmnop")
+    table = run({}, "config", "show", cwd=tmp_path)
+    assert table.returncode == 0
+    [row] = [line for line in table.stdout.splitlines() if "MAILROOM_TOKEN_SECRET" in line]
+    assert row.split() == [
+        "MAILROOM_TOKEN_SECRET", "****", "(kept", "in", ".mailroom/token-secret)", "generated"
+    ]  # fmt: skip
+    assert "pepper" not in table.stdout and "mnop" not in table.stdout

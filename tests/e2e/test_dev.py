@@ -30,12 +30,12 @@ def test_dev_demo_writes_mail_to_the_outbox_and_serves_other_commands(tmp_path):
         messages = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in mails]
         subjects = sorted(m["Subject"] for m in messages)
         assert subjects == [
-            "A change of your demo email address was requested",
+            "A change of your Mailroom email address was requested",
             "Ada invites you to join Analytical Engines",
-            "Confirm your new demo email address",
-            "Reset your demo password",
-            "Your demo login code",
-            "Your demo verification code",
+            "Confirm your new Mailroom email address",
+            "Reset your Mailroom password",
+            "Your Mailroom login code",
+            "Your Mailroom verification code",
         ]
         assert all(m.get_body(("html",)) is not None for m in messages)
 

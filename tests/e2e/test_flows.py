@@ -158,7 +158,7 @@ def test_login_code_flow(mailroom, smtp_sink, verifier):
         make_event("login.code_requested", {"email": "ada@example.com", "user_id": "u1"})
     )
     [message] = smtp_sink.wait_for(1)
-    assert message["Subject"] == "Your notes login code"
+    assert message["Subject"] == "Your Notes login code"
     verified = verifier.verify_code("notes", "login", "ada@example.com", code_in(message))
     assert verified.user_id == "u1"
 
@@ -196,7 +196,7 @@ def test_email_change_verifies_then_notifies_the_old_address(mailroom, smtp_sink
     reset_mail = to(messages, "ada@example.com", "Reset")[0]
     confirm = to(messages, "ada@example.org")[0]
     notice = to(messages, "ada@example.com", "was requested")[0]
-    assert confirm["Subject"] == "Confirm your new notes email address"
+    assert confirm["Subject"] == "Confirm your new Notes email address"
     assert "a***@example.org" in parts(notice)[0] and "ada@example.org" not in parts(notice)[0]
     assert "If this was you" in parts(notice)[0]
 
@@ -205,7 +205,7 @@ def test_email_change_verifies_then_notifies_the_old_address(mailroom, smtp_sink
         "u1", "ada@example.com", "ada@example.org"
     )  # fmt: skip
     [changed] = to(smtp_sink.wait_for(4), "ada@example.com", "was changed")
-    assert changed["Subject"] == "Your notes email address was changed"
+    assert changed["Subject"] == "Your Notes email address was changed"
     assert "a***@example.org" in parts(changed)[0]
     # The user's other live challenges are gone: the reset link no longer works.
     assert failure(verifier.consume_token, "notes", "password_reset", token_in(reset_mail)) == (
@@ -258,8 +258,8 @@ def test_an_unknown_account_gets_a_notice_and_no_link(mailroom, smtp_sink):
     event = reset(exists=False)
     mailroom.publish(event)
     [message] = smtp_sink.wait_for(1)
-    assert message["Subject"] == "notes password reset request"
-    assert "there is no notes account" in parts(message)[0]
+    assert message["Subject"] == "Notes password reset request"
+    assert "there is no Notes account" in parts(message)[0]
     assert "http" not in parts(message)[0]
     assert mailroom.challenges() == []
     assert outcome_of(mailroom, event) == "unknown_account"
@@ -272,13 +272,13 @@ def test_an_unknown_account_can_get_nothing_at_all(make_mailroom, smtp_sink):
     assert outcome_of(mailroom, event) == "unknown_account"
     mailroom.publish(signup())
     smtp_sink.wait_for(1)
-    assert [m["Subject"] for m in smtp_sink.messages] == ["Your notes verification code"]
+    assert [m["Subject"] for m in smtp_sink.messages] == ["Your Notes verification code"]
 
 
 def test_password_changed_sends_a_security_notice(mailroom, smtp_sink):
     mailroom.publish(make_event("password.changed", {"email": "ada@example.com", "user_id": "u1"}))
     [message] = smtp_sink.wait_for(1)
-    assert message["Subject"] == "Your notes password was changed"
+    assert message["Subject"] == "Your Notes password was changed"
     assert "reset your password at once" in parts(message)[0]
 
 

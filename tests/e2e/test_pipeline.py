@@ -26,7 +26,7 @@ def test_signup_event_delivers_a_complete_mail(mailroom, smtp_sink):
     assert message["From"] == "Notes <no-reply@notes.example.com>"
     assert message["To"] == "Ada@example.com"
     assert message.envelope_to == ["Ada@example.com"]
-    assert message["Subject"] == "Your notes verification code"
+    assert message["Subject"] == "Your Notes verification code"
     assert re.fullmatch(r"<[^@\s]+@notes\.example\.com>", message["Message-ID"])
     assert message["Date"] is not None
     assert message.get_content_type() == "multipart/alternative"

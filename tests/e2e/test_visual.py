@@ -3,16 +3,12 @@ the page renders, the expected text is visible, no template marker is left.
 Screenshots land in test-artifacts/screenshots/ (not committed)."""
 
 import re
-import shutil
 from pathlib import Path
-
-import pytest
 
 from domain.locales import SHIPPED_LOCALES
 from domain.samples import SAMPLE_LINK, SAMPLES, sample_context
 from workers.rendering import Renderer
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 BRANDING = {"product": "Notes", "logo_url": None, "support_email": "help@notes.example.com"}
 MARKERS = re.compile(r"\{\{|\}\}|\{%|%\}|%\([a-z_]+\)s")
@@ -23,22 +19,6 @@ FOOTER = {
     "es": "Recibes este correo por una acción realizada en Notes.",
     "fr": "Vous recevez cet e-mail à la suite d’une action sur Notes.",
 }
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (bash tests/run.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
 
 
 def test_every_kind_and_locale_renders_in_chromium(browser, tmp_path):

@@ -268,7 +268,7 @@ def test_a_real_mta_delivers_our_mail_to_a_mailbox(make_mailroom, postfix, certs
     )[before:]
     by_rcpt = {m["To"]: m for m in delivered}
     ada = by_rcpt["ada@example.com"]
-    assert ada["Subject"] == "Your notes verification code"
+    assert ada["Subject"] == "Your Notes verification code"
     assert "Received" in ada  # it really went through the MTA
     assert "with ESMTPS" in ada["Received"]  # RFC 3848: the session used STARTTLS
     code = code_in(ada)
@@ -356,7 +356,7 @@ def test_the_pipeline_through_ses(make_mailroom, ses, smtp_sink):
     [sent] = mailroom.wait_for_status("sent")
     [recorded] = ses.sent()
     assert (sent.transport, sent.provider_id) == ("ses", recorded["id"])
-    assert "Your notes verification code" in recorded["raw_data"]
+    assert "Your Notes verification code" in recorded["raw_data"]
 
 
 # ---------------------------------------------------------------- Gmail

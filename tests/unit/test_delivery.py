@@ -42,7 +42,7 @@ def test_the_mail_is_complete_and_its_secret_is_issued_at_send_time(unit):
     [message] = unit.transport.sent
     assert message["From"] == "Notes <no-reply@notes.example.com>"
     assert message["To"] == "Ada@example.com"
-    assert message["Subject"] == "Your notes verification code"
+    assert message["Subject"] == "Your Notes verification code"
     assert re.fullmatch(r"<[^@\s]+@notes\.example\.com>", message["Message-ID"])
     assert message["Date"] is not None
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
@@ -201,7 +201,7 @@ def test_a_notice_carries_no_secret(unit):
     unit.drain()
 
     [message] = unit.transport.sent
-    assert message["Subject"] == "Your notes password was changed"
+    assert message["Subject"] == "Your Notes password was changed"
     assert unit.rows(Challenge) == []
     assert unit.rows(Email)[0].status == "sent"
 

@@ -13,11 +13,13 @@ import pytest
 
 from domain import tokens
 from domain.addresses import mask_address, normalize_address
+from domain.apps import App
 from domain.errors import InvalidEvent
 from domain.events import EVENT_TYPES, parse_event
 from domain.flows import link_for, plan_event
 from domain.messages import as_bytes, build_message, message_id_for
 from domain.policy import MAX_EVENT_BYTES
+from domain.vocabulary import Purpose
 
 DOMAIN = Path(__file__).parents[2] / "domain"
 
@@ -176,10 +178,9 @@ def test_codes_and_tokens():
     assert base != tokens.code_digest(b"other pepper", code="123456", **digest)
 
 
-def test_links_come_from_the_base_url_only():
-    assert link_for("https://app.example.com/", "signup", "t0k") == (
-        "https://app.example.com/verify-email?token=t0k"
-    )
+def test_links_come_from_the_apps_configuration_only():
+    app = App(id="notes", from_address="n@example.com", base_url="https://app.example.com/")
+    assert link_for(app, Purpose.SIGNUP, "t0k") == "https://app.example.com/verify-email?token=t0k"
 
 
 def test_masking():

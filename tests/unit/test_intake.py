@@ -54,7 +54,7 @@ def test_a_signup_is_recorded_held_for_this_process_then_sent(unit):
     unit.drain()
     [message] = unit.transport.sent
     assert message["To"] == "Ada@example.com"
-    assert message["Subject"] == "Your notes verification code"
+    assert message["Subject"] == "Your Notes verification code"
     assert len(code_in(message)) == 6
     [email] = unit.rows(Email)
     assert (email.status, email.attempts, email.transport) == ("sent", 1, "recording")
@@ -207,7 +207,7 @@ def test_an_email_change_mails_a_code_to_the_new_address_and_a_notice_to_the_old
     by_to = {m["To"]: m for m in unit.transport.sent}
     assert sorted(by_to) == ["ada@example.com", "ada@example.org"]
     confirm, notice = by_to["ada@example.org"], by_to["ada@example.com"]
-    assert confirm["Subject"] == "Confirm your new notes email address"
+    assert confirm["Subject"] == "Confirm your new Notes email address"
     assert len(code_in(confirm)) == 6
     text = parts(notice)[0]
     assert "a***@example.org" in text and "ada@example.org" not in text

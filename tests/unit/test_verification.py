@@ -253,7 +253,7 @@ def test_verifying_an_email_change_notifies_the_old_address_and_revokes_the_rest
     assert (notice.recipient, notice.challenge_id) == ("ada@example.com", None)
     unit.drain()
     [changed] = to(unit.transport.sent, "ada@example.com", "was changed")
-    assert changed["Subject"] == "Your notes email address was changed"
+    assert changed["Subject"] == "Your Notes email address was changed"
     text = parts(changed)[0]
     assert "a***@example.org" in text and "ada@example.org" not in text
     # Every other live challenge of the user is gone.

@@ -16,6 +16,7 @@ from domain.errors import ConfigError
 from workers.cli import (  # noqa: F401 (each module adds its commands to the group)
     apikeys,
     database,
+    emails,
     failed,
     failed_list,
     failed_replay,
@@ -24,6 +25,7 @@ from workers.cli import (  # noqa: F401 (each module adds its commands to the gr
     publishing,
     retention,
     run,
+    schema,
     status,
 )
 from workers.cli.base import EXIT_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE, cli

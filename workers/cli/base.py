@@ -7,9 +7,11 @@ work waits and no worker is alive.
 """
 
 import json
+from pathlib import Path
 
 import click
 
+from domain.errors import ConfigError
 from workers.settings import load_settings
 
 EXIT_FAILED = 1
@@ -17,6 +19,9 @@ EXIT_CONFIG = 3
 EXIT_UNREACHABLE = 4
 #: Work waits and no worker is alive (``mailroom status``).
 EXIT_NO_WORKER = 5
+#: Longest summary a command list shows, in characters: in effect no limit, so a
+#: summary is wrapped to the terminal, never cut with "..." as Click does.
+SUMMARY_LIMIT = 1000
 
 
 class Failure(click.ClickException):
@@ -47,7 +52,34 @@ def current_pepper() -> bytes:
 def open_engine():
     from workers.db import make_engine
 
-    return make_engine(current_settings().sqlalchemy_url)
+    settings = current_settings()
+    if settings.database_url is None:
+        require_embedded_database(settings)
+    return make_engine(settings.sqlalchemy_url)
+
+
+def require_embedded_database(settings) -> None:
+    """Refuse, in one line, a state directory without the embedded SQLite file.
+
+    Opening it would create an empty file (or fail with SQLite's "unable to
+    open database file" when the directory is missing): the usual cause is a
+    command run outside the directory `mailroom dev` runs in, as
+    MAILROOM_STATE_DIR is relative to the current one by default.
+    """
+    from sqlalchemy.engine import make_url
+
+    path = Path(make_url(settings.sqlalchemy_url).database)
+    if path.is_file():
+        return
+    state_dir = settings.state_dir
+    if state_dir.is_absolute():
+        fix = "start `mailroom dev` or run `mailroom db upgrade` first, or set DATABASE_URL"
+    else:
+        fix = (
+            f"`{state_dir}` is relative to the current directory: run this where "
+            "`mailroom dev` runs, or set MAILROOM_STATE_DIR or DATABASE_URL"
+        )
+    raise ConfigError("MAILROOM_STATE_DIR", f"no mailroom database at {path.absolute()} ({fix})")
 
 
 def echo_json(value) -> None:
@@ -60,7 +92,24 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Group(click.Group):
+    """A command group whose command list shows each summary whole."""
+
+    #: Subgroups (``@cli.group()``) are of this class too.
+    group_class = type
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(SUMMARY_LIMIT)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mailroom")
 def cli() -> None:
     """mailroom: transactional auth email from events.
@@ -68,3 +117,15 @@ def cli() -> None:
     Settings come from the environment (see the README).  With no REDIS_URL,
     commands use the embedded Redis of a running `mailroom dev`.
     """
+
+
+def page_options(command):
+    """``--limit`` and ``--offset``: listings come a page at a time."""
+    for option in reversed((
+        click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+                     help="At most this many rows; 0 for all."),
+        click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Skip this many rows first (the next page)."),
+    )):  # fmt: skip
+        command = option(command)
+    return command

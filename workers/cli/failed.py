@@ -31,7 +31,7 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            "use an ISO time (2026-11-22T10:00Z) or an age (30m, 2h, 7d)"
+            f"{value!r} is neither an ISO time (2026-11-22T10:00Z) nor an age (30m, 2h, 7d)"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

@@ -8,9 +8,12 @@ import click
 
 from domain.addresses import mask_address, recipient_tag
 from domain.replays import AGE_BUCKETS, age_bucket, short_age
-from workers.cli.base import Failure, current_pepper, echo_json, open_engine, table
+from workers.cli.base import Failure, current_pepper, echo_json, open_engine, page_options, table
 from workers.cli.failed import STATUSES, failed, filter_options, make_filters
 from workers.store import dead_letter_views
+
+#: Longest ERROR a `failed list` table shows without --wide, in characters.
+ERROR_SHOWN = 60
 
 
 def replay_outcome(row) -> str | None:
@@ -28,7 +31,8 @@ def replay_outcome(row) -> str | None:
     return row.copy_status
 
 
-def _recipient(row, pepper: bytes) -> str:
+def tagged_recipient(row, pepper: bytes) -> str:
+    """A row's recipient as listings show it: masked, with its keyed tag."""
     if not row.recipient:
         return "-"
     return f"{mask_address(row.recipient)}#{recipient_tag(pepper, row.recipient)}"
@@ -67,28 +71,21 @@ def record(row, pepper: bytes, now: datetime) -> dict:
 @failed.command("list")
 @filter_options
 @click.option("--status", type=click.Choice(STATUSES), default="dead", show_default=True)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="At most this many rows; 0 for all.",
-)
-@click.option(
-    "--offset",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Skip this many rows first (the next page).",
-)
+@page_options
 @click.option("--oldest", is_flag=True, help="Oldest first (default: newest first).")
+@click.option(
+    "--wide", is_flag=True, help=f"Each ERROR whole (default: cut at {ERROR_SHOWN} characters)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def failed_list(reason, kind, app, since, until, status, limit, offset, oldest, as_json) -> None:
+def failed_list(
+    reason, kind, app, since, until, status, limit, offset, oldest, wide, as_json
+) -> None:
     """List dead letters, newest first, a page at a time, with the total.
 
     RECIPIENT is masked, with a short keyed hash that tells two recipients
     apart; REPLAY_OF names the dead letter a row's mail replayed; REPLAYED_AS
-    says what became of its own replay.
+    says what became of its own replay.  ERROR is cut to fit a line: --wide
+    or `mailroom failed show ID` shows it whole.
     """
     filters = make_filters(status, reason, kind, app, since, until)
     with open_engine().connect() as conn:
@@ -116,11 +113,11 @@ def failed_list(reason, kind, app, since, until, status, limit, offset, oldest, 
                 r.reason,
                 r.kind or r.event_type or "-",
                 r.app or "-",
-                _recipient(r, pepper),
+                tagged_recipient(r, pepper),
                 str(r.attempts),
                 f"#{r.replay_of}" if r.replay_of else "-",
                 replay_outcome(r) or "-",
-                (r.error[:57] + "...") if len(r.error) > 60 else r.error,
+                _error_cell(r.error, wide),
             ]
             for r in rows
         ],
@@ -129,6 +126,20 @@ def failed_list(reason, kind, app, since, until, status, limit, offset, oldest, 
     order = "oldest" if oldest else "newest"
     more = f"; next page: --offset {last}" if last < count else ""
     click.echo(f"rows {offset + 1}-{last} of {count}, {order} first{more}", err=True)
+    if not wide and any(len(_one_line(r.error)) > ERROR_SHOWN for r in rows):
+        click.echo("errors cut: --wide or `mailroom failed show ID` shows them whole", err=True)
+
+
+def _one_line(text: str) -> str:
+    # A provider's multi-line reply would break the table's rows.
+    return " ".join(text.split())
+
+
+def _error_cell(error: str, wide: bool) -> str:
+    text = _one_line(error)
+    if wide or len(text) <= ERROR_SHOWN:
+        return text
+    return text[: ERROR_SHOWN - 3] + "..."
 
 
 @failed.command("show")

@@ -5,14 +5,31 @@ from pathlib import Path
 
 import click
 
+from domain.samples import SAMPLES, sample_context
 from workers.cli.base import (
     Failure,
     cli,
     current_settings,
 )
 
+#: The formats ``--out FILE`` writes, by the file's suffix.
+OUT_SUFFIXES = (".html", ".txt", ".eml")
 
-@cli.command()
+HELP = f"""Render a kind of mail with sample data, to look at it.
+
+KIND is one of: {", ".join(SAMPLES)}.
+
+Links are built as in real mail (the app's base URL and link path) around a
+sample token that verifies nothing.  --out writes by its suffix: .html (the
+HTML part), .txt (subject and text part) or .eml (the whole message).
+
+\b
+mailroom preview signup --locale fr --out signup.fr.eml
+mailroom preview --all --out previews/
+"""
+
+
+@cli.command(help=HELP)
 @click.argument("kind", required=False)
 @click.option("--locale", "locale", help="Locale, e.g. fr or zh-CN (default: the app's).")
 @click.option("--app", "app_id", help="Render with this app's branding (an apps-file id).")
@@ -25,16 +42,15 @@ from workers.cli.base import (
     "--all", "render_all", is_flag=True, help="Every kind in every locale, plus index.html."
 )
 def preview(kind, locale, app_id, out, render_all) -> None:
-    """Render a kind of mail with sample data, to look at it.
-
-    \b
-    mailroom preview signup --locale fr --out signup.fr.eml
-    mailroom preview --all --out previews/
-    """
-    from domain.samples import sample_context
     from workers.apps import load_directory
     from workers.rendering import Renderer
 
+    if out and not render_all and Path(out).suffix.lower() not in OUT_SUFFIXES:
+        # Writing HTML into signup.pdf would look like success and open as garbage.
+        raise click.BadParameter(
+            f"{out!r} must end in .html, .txt or .eml (the suffix picks the format)",
+            param_hint="'--out'",
+        )
     settings = current_settings()
     renderer = Renderer(overrides=settings.templates_dir)
     kinds = renderer.kinds()
@@ -47,10 +63,9 @@ def preview(kind, locale, app_id, out, render_all) -> None:
     app = directory.for_source(app_id or "preview")
     if app is None or (app_id and app_id not in directory.apps and directory.apps):
         raise Failure(f"no app {app_id!r} in {settings.apps_file}")
-    source = app_id or app.product_name or "Mailroom"
 
     def render(kind_, locale_):
-        context = {**sample_context(kind_), **app.branding(source)}
+        context = {**sample_context(kind_, app, settings.ttls), **app.branding()}
         return renderer.render(kind_, locale_, context, app=app)
 
     if render_all:
@@ -61,23 +76,24 @@ def preview(kind, locale, app_id, out, render_all) -> None:
         click.echo(rendered.html)
         return
     target = Path(out)
-    if target.suffix == ".eml":
+    suffix = target.suffix.lower()
+    if suffix == ".eml":
         from domain.messages import as_bytes
 
-        target.write_bytes(as_bytes(_preview_message(app, source, rendered)))
-    elif target.suffix == ".txt":
+        target.write_bytes(as_bytes(_preview_message(app, rendered)))
+    elif suffix == ".txt":
         target.write_text(f"Subject: {rendered.subject}\n\n{rendered.text}")
     else:
         target.write_text(rendered.html)
     click.echo(f"{kind} ({rendered.locale}) -> {target}")
 
 
-def _preview_message(app, source, rendered):
+def _preview_message(app, rendered):
     from domain.messages import build_message, message_id_for
 
     return build_message(
         sender=app.from_address,
-        sender_name=app.from_name or app.product(source),
+        sender_name=app.from_name or app.product(),
         recipient="ada@example.com",
         subject=rendered.subject,
         text=rendered.text,

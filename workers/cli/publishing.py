@@ -9,7 +9,6 @@ from domain.errors import InvalidEvent
 from domain.events import EVENT_TYPES
 from workers.cli.base import (
     EXIT_FAILED,
-    Failure,
     cli,
     current_settings,
     echo_json,
@@ -80,13 +79,15 @@ def publish(event_type, data, source, path, as_json) -> None:
 
     if bool(event_type) == bool(path):
         raise click.UsageError("give either TYPE --data JSON or --file PATH")
+    if path and data is not None:
+        raise click.UsageError("--data goes with TYPE; a --file line is a complete event")
     if event_type:
         if data is None:
             raise click.UsageError("TYPE needs --data JSON")
         try:
             payload = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise Failure(f"--data is not JSON: {exc}") from None
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="'--data'") from None
         events = [(1, new_event(event_type, payload, source=source))]
     else:
         with click.open_file(path, encoding="utf-8") as handle:
@@ -102,10 +103,11 @@ def publish(event_type, data, source, path, as_json) -> None:
                 click.echo(event_id)
         except InvalidEvent as exc:
             failures += 1
-            results.append({"line": line, "error": str(exc)})
+            results.append({"line": line, "error": str(exc), "problems": exc.problems})
             if not as_json:
                 where = f"line {line}: " if path else ""
-                click.echo(f"mailroom: invalid event: {where}{exc}", err=True)
+                for problem in exc.problems:  # each on a line of its own, greppable
+                    click.echo(f"mailroom: invalid event: {where}{problem}", err=True)
     if as_json:
         echo_json(results)
     if failures:

@@ -154,6 +154,9 @@ class Email(Base):
         Index("ix_emails_challenge", "challenge_id"),
         # Retention deletes events and challenges only once no email refers to them.
         Index("ix_emails_event", "event_id"),
+        # Finding mail (`mailroom emails list`, GET /v1/emails): by recipient, or newest first.
+        Index("ix_emails_recipient", "recipient_key", "created_at"),
+        Index("ix_emails_created", "created_at"),
     )
 
 
