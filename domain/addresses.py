@@ -1,5 +1,6 @@
 """Address validation, normalization and masking (no DNS: deliverability is not checked)."""
 
+import base64
 import hashlib
 import hmac
 
@@ -51,8 +52,9 @@ def mask_address(address: str) -> str:
 
 
 def recipient_tag(pepper: bytes, recipient: str) -> str:
-    """Six hex characters that tell recipients apart in a listing without
-    revealing them (listings, log lines): keyed (HMAC-SHA256 under the token pepper), so a list
-    of known addresses cannot be hashed to find who is who."""
-    digest = hmac.new(pepper, address_key(recipient).encode(), hashlib.sha256)
-    return digest.hexdigest()[:6]
+    """Eight characters that tell recipients apart without revealing them
+    (listings, log lines): keyed (HMAC-SHA256 under the token pepper), so a
+    list of known addresses cannot be hashed to find who is who.  Base32, not
+    hex: six hex digits may all be decimal and read as a verification code."""
+    digest = hmac.new(pepper, address_key(recipient).encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:5]).decode().lower()
