@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from domain.dkim import Dkim
 from domain.vocabulary import RULES, Purpose
 
 #: What an app id (an event's ``source``) looks like.
@@ -68,6 +69,9 @@ class App:
     api_key_hashes: frozenset[str] = frozenset()
     #: Per purpose, where its link lands below ``base_url`` (``link_path_problem`` holds).
     link_paths: Mapping[Purpose, str] = field(default_factory=default_link_paths, hash=False)
+    # --- DKIM ---
+    #: The keys that sign its mail on plain relays (``smtp``, ``file``); None: unsigned.
+    dkim: Dkim | None = field(default=None, hash=False)
 
     def product(self, source: str | None = None) -> str:
         """The name mails show.  Never the event's ``source`` (callers may still pass

@@ -191,6 +191,7 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
+        parsed.raw = envelope.original_content  # the bytes as received (DKIM checks them)
         parsed.envelope_from = envelope.mail_from
         parsed.envelope_to = list(envelope.rcpt_tos)
         parsed.mail_options = list(envelope.mail_options)

@@ -16,6 +16,9 @@ the environment settings.
     signup = "/auth/verify"
     password_reset = "/account?step=reset"
 
+    [apps.notes.dkim]            # optional: DKIM keys (see workers/dkim_config.py)
+    key_file = "dkim/notes.pem"
+
 An app leaves out what the environment settings give (MAILROOM_MAIL_FROM,
 MAILROOM_PUBLIC_BASE_URL, MAILROOM_SUPPORT_EMAIL, MAILROOM_LINK_PATH_*...).
 """
@@ -31,6 +34,7 @@ from domain.addresses import normalize_address
 from domain.apps import APP_ID_RULE, App, Directory, is_app_id, link_path_problem
 from domain.errors import ConfigError
 from domain.vocabulary import Purpose
+from workers.dkim_config import DkimEntry, dkim_for
 
 SETTING = "MAILROOM_APPS_FILE"
 #: The sender in the embedded mode when neither the settings nor the app name one.
@@ -70,6 +74,8 @@ class _AppEntry(BaseModel):
     default_locale: str | None = Field(None, max_length=35)
     api_key_sha256: list[str] = []
     links: _Links = _Links()
+    # --- DKIM (workers/dkim_config.py) ---
+    dkim: DkimEntry | None = None
 
     @field_validator("api_key_sha256")
     @classmethod
@@ -109,7 +115,7 @@ def setting_link_paths(settings) -> dict[Purpose, str]:
     return {purpose: getattr(settings, f"link_path_{purpose}") for purpose in Purpose}
 
 
-def _app(app_id: str, entry: _AppEntry, settings) -> App:
+def _app(app_id: str, entry: _AppEntry, settings, read_keys: bool = True) -> App:
     sender = entry.sender or settings.mail_from
     base_url = entry.public_base_url or settings.public_base_url
     if settings.embedded:
@@ -140,10 +146,19 @@ def _app(app_id: str, entry: _AppEntry, settings) -> App:
         default_locale=entry.default_locale or settings.default_locale,
         api_key_hashes=frozenset(entry.api_key_sha256),
         link_paths={**setting_link_paths(settings), **entry.links.given()},
+        # --- DKIM ---
+        dkim=_dkim(where, entry, address, settings, read_keys),
     )
 
 
-def load_directory(settings) -> Directory:
+def _dkim(where: str, entry: _AppEntry, sender: str, settings, read_keys: bool):
+    beside = settings.apps_file.parent if settings.apps_file is not None else None
+    return dkim_for(where, entry.dkim, sender, beside, read_keys=read_keys)
+
+
+def load_directory(settings, *, read_keys: bool = True) -> Directory:
+    """``read_keys=False`` leaves DKIM key files unread (``mailroom dkim keygen``
+    runs before its key exists)."""
     if settings.apps_file is None:
         # One app for every source, from the environment settings.
         return Directory(default=_app("default", _AppEntry(), settings))
@@ -161,7 +176,7 @@ def load_directory(settings) -> Directory:
     for app_id, entry in parsed.apps.items():
         if not is_app_id(app_id):
             raise ConfigError(SETTING, f"apps.{app_id}: {APP_ID_RULE}")
-        apps[app_id] = _app(app_id, entry, settings)
+        apps[app_id] = _app(app_id, entry, settings, read_keys)
     if parsed.default is not None and parsed.default not in apps:
         raise ConfigError(SETTING, f"default: {parsed.default!r} is not one of the apps")
     return Directory(apps=apps, default=apps.get(parsed.default) if parsed.default else None)

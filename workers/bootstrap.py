@@ -19,6 +19,7 @@ from workers.health import TransportHealth
 from workers.heartbeat import Heartbeat
 from workers.ingress import IngressBridge
 from workers.middleware import Background, DeadLetters
+from workers.outcome_stream import outcome_stream_for
 from workers.rendering import Renderer
 from workers.retention import Purger, Retention
 from workers.runtime import Holds, Runtime
@@ -86,6 +87,7 @@ def build_runtime(
         health=health,
         apps=load_directory(settings),
         holds=holds,
+        outcome_stream=outcome_stream_for(redis_url, settings.outcomes_maxlen),
     )
     courier = Courier(
         lambda email_id, held: delivery.deliver_email(rt, email_id, held=held),

@@ -227,6 +227,9 @@ def _compose(rt: Runtime, app, email, secret: tokens.Secret | None, now: datetim
         html=rendered.html,
         message_id=message_id_for(app.from_address, key=f"{email.id}.mailroom"),
         date=now,
+        kind=email.kind,
+        app=email.app,
+        dkim=app.dkim,
     )
 
 

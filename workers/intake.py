@@ -15,7 +15,7 @@ from domain.events import parse_event, redact
 from domain.flows import Plan, gate, plan_event
 from domain.policy import RATE_LIMIT_WINDOW
 from domain.vocabulary import Purpose, Reason
-from workers import metrics
+from workers import metrics, outcomes
 from workers.delivery import CLAIM_LEASE
 from workers.logs import get_logger
 from workers.runtime import Runtime
@@ -72,9 +72,10 @@ def accept_batch(rt: Runtime, entries: list[Entry | tuple]) -> None:
     # process die, the hold lapses and another process sends it.
     held = (rt.claimant, now + CLAIM_LEASE)
     tally: Counter = Counter()
+    gated: list[uuid.UUID] = []  # events some of whose mail the gate suppressed
     try:
         with rt.engine.begin() as conn:
-            queued = _persist(conn, accepted, refused, now, held, tally)
+            queued = _persist(conn, accepted, refused, now, held, tally, gated)
     except (OperationalError, InterfaceError):
         raise  # the database is unreachable: the bridge keeps the entries and tries again
     except Exception as exc:
@@ -90,6 +91,7 @@ def accept_batch(rt: Runtime, entries: list[Entry | tuple]) -> None:
     _count(tally)
     for email_id in queued:
         rt.dispatch.attempt(email_id, 0)
+    outcomes.suppressed_at_intake(rt, gated)
 
 
 def _count(tally: Counter) -> None:
@@ -132,10 +134,10 @@ def _sort(rt: Runtime, entries: list[Entry], now: datetime):
 
 
 def _persist(
-    conn: Connection, accepted, refused, now: datetime, held, tally: Counter
+    conn: Connection, accepted, refused, now: datetime, held, tally: Counter, gated: list
 ) -> list[uuid.UUID]:
     """Write a batch; the emails to attempt once it is committed.  ``tally``
-    gathers what to count once it is."""
+    gathers what to count once it is, ``gated`` the events to tell apps of."""
     new = ledger.record_events(
         conn, [a.event for a in accepted], [a.plan.outcome for a in accepted], now
     )
@@ -176,6 +178,8 @@ def _persist(
         tally[metrics.EVENTS_ACCEPTED, event.source, event.type] += 1
         for kind, _, reason in (entry.partition(":") for entry in suppressed):
             tally[metrics.EMAILS_SUPPRESSED, event.source, kind, reason] += 1
+        if suppressed:
+            gated.append(event.id)
         log.info(
             "event.accepted",
             event_id=str(event.id),

@@ -32,6 +32,11 @@ CODES_EXPIRED = Counter(
     "Emails carrying a code or link whose deadline passed before one was sent.",
     list(_EMAIL),
 )
+OUTCOMES_UNPUBLISHED = Counter(
+    "mailroom_outcomes_unpublished_total",
+    "Email outcomes Redis did not take onto mailroom:outcomes (the emails table has them).",
+    ["status"],
+)
 EVENTS_ACCEPTED = Counter(
     "mailroom_events_accepted_total", "Events taken in from the stream.", ["app", "type"]
 )

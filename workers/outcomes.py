@@ -1,19 +1,24 @@
-"""One canonical log line and one count per email outcome.
+"""One canonical log line, one count and one stream record per email outcome.
 
 Every line about an email's fate carries the same fields, so an operator can
 follow one email (``email_id``), one event (``event_id``) or one recipient
 (``to_tag``: a short keyed hash of the address, never the address) through
 the logs: ``email.sent``, ``email.retrying``, ``email.dead_lettered`` and
-``email.suppressed``.
+``email.suppressed``.  The apps follow the same outcomes on the stream
+``mailroom:outcomes`` (``workers.outcome_stream``), appended once the outcome
+is committed.
 """
 
+import uuid
 from datetime import datetime
 
 from domain.addresses import mask_address, recipient_tag
+from domain.fates import Fate, record
 from domain.vocabulary import Reason
 from workers import metrics
 from workers.logs import get_logger
 from workers.runtime import Runtime
+from workers.store import event_views
 
 log = get_logger("mailroom.pipeline")
 
@@ -28,6 +33,32 @@ def _fields(rt: Runtime, email) -> dict:
         "to_tag": recipient_tag(rt.peppers[rt.key_id], email.recipient),
         "attempt": email.attempts,
     }
+
+
+def _publish(
+    rt: Runtime,
+    email,
+    status: Fate,
+    *,
+    reason: str | None = None,
+    transport: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    if rt.outcome_stream is None:  # MAILROOM_OUTCOMES_MAXLEN=0
+        return
+    rt.outcome_stream.append(
+        record(
+            event_id=email.event_id,
+            email_id=email.id,
+            app=email.app,
+            kind=email.kind,
+            status=status,
+            reason=reason,
+            transport=transport,
+            attempt=email.attempts,
+            at=at or rt.clock(),
+        )
+    )
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -61,6 +92,7 @@ def sent(
         provider_id=provider_id,
         destination=destination,
     )
+    _publish(rt, email, Fate.SENT, transport=transport, at=now)
 
 
 def retrying(
@@ -77,6 +109,7 @@ def retrying(
         error=error,
         retry_in_seconds=round(retry_in, 1),
     )
+    _publish(rt, email, Fate.DEFERRED, transport=transport)
 
 
 def dead_lettered(
@@ -104,8 +137,30 @@ def dead_lettered(
         error=error,
         failed_id=failed_id,
     )
+    if failed_id is not None:  # else another process held it: that one tells its fate
+        _publish(rt, email, Fate.DEAD_LETTERED, reason=reason, transport=transport)
 
 
 def suppressed(rt: Runtime, email, *, reason: str) -> None:
     metrics.EMAILS_SUPPRESSED.labels(email.app, email.kind, reason).inc()
     log.info("email.suppressed", **_fields(rt, email), outcome="suppressed", reason=reason)
+    _publish(rt, email, Fate.SUPPRESSED, reason=reason)
+
+
+def suppressed_at_intake(rt: Runtime, event_ids: list[uuid.UUID]) -> None:
+    """Tell the apps of the mail the gate suppressed as these events were taken
+    in (intake counts and logs it with its event), once that is committed.
+
+    Never raises: the intake is done, and its rows are the truth.
+    """
+    if not event_ids or rt.outcome_stream is None:
+        return
+    try:
+        with rt.engine.connect() as conn:
+            emails = event_views.suppressed_at_intake(conn, event_ids)
+    except Exception as exc:  # the database went away since the commit, say
+        log.warning("outcome.unpublished", event_ids=[str(i) for i in event_ids], error=str(exc))
+        metrics.OUTCOMES_UNPUBLISHED.labels(Fate.SUPPRESSED).inc(len(event_ids))
+        return
+    for email in emails:
+        _publish(rt, email, Fate.SUPPRESSED, reason=email.suppressed_reason, at=email.created_at)

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from domain.apps import Directory
 from domain.flows import FlowPolicy
 from workers.health import TransportHealth
+from workers.outcome_stream import OutcomeStream
 from workers.rendering import Renderer
 from workers.settings import Settings
 from workers.transports.base import Transport
@@ -91,10 +92,14 @@ class Runtime:
     #: This process's name on the emails it holds (``emails.claimed_by``).
     claimant: str = field(default_factory=new_claimant)
     holds: Holds = field(default_factory=Holds)
+    #: Where the apps read what became of their mail; None: not published.
+    outcome_stream: OutcomeStream | None = None
 
     def close(self) -> None:
         self.transport.close()
         if self.health is not None:
             self.health.close()
+        if self.outcome_stream is not None:
+            self.outcome_stream.close()
         self.broker.close()
         self.engine.dispose()

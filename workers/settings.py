@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
 
 from domain.errors import ConfigError
 from domain.vocabulary import RULES, Purpose
@@ -29,10 +29,8 @@ def _setting(default=None, *, env: str, doc: str):
 
 
 def _link_path(purpose: Purpose, mail: str):
-    doc = (
-        f"Where the link of {mail} lands, below the public base URL: a path, optionally with "
-        "a query (the token is added to it); an app may set its own. See *Landing pages*."
-    )
+    doc = f"Where the link of {mail} lands, below the public base URL: a path, optionally with "
+    doc += "a query (the token is added to it); an app may set its own. See *Landing pages*."
     return _setting(RULES[purpose].link_path, env=f"MAILROOM_LINK_PATH_{purpose.name}", doc=doc)
 
 
@@ -263,6 +261,9 @@ class Settings(BaseModel):
         env="MAILROOM_RETAIN_DEAD_LETTERS_DAYS",
         doc="Days a dead letter nobody replayed or discarded is kept; `0` keeps it until "
         "someone does.",
+    )
+    outcomes_maxlen: NonNegativeInt = _setting(
+        100_000, env="MAILROOM_OUTCOMES_MAXLEN", doc="Outcomes the stream keeps, about; `0`: off."
     )
     metrics_port: int = _setting(
         9191,

@@ -25,7 +25,7 @@ def test_openapi_document_is_served_and_valid(api):
     assert set(api.spec["paths"]) == {
         "/v1/codes/verify", "/v1/tokens/consume", "/v1/tokens/peek",
         "/v1/challenges/{challenge_id}/revoke", "/v1/users/{user_id}/revoke", "/healthz",
-        "/readyz", "/v1/emails", "/v1/emails/{email_id}",
+        "/readyz", "/v1/emails", "/v1/emails/{email_id}", "/v1/events/{event_id}",
     }  # fmt: skip
     # Every call documents an outage and a crash, in the one error shape.
     for path, operations in api.spec["paths"].items():
@@ -157,5 +157,5 @@ def test_the_readme_has_a_curl_example_for_every_call(api):
     templates = {
         re.sub(r"\{[a-z_]+\}", "X", path) for path in api.spec["paths"] if path.startswith("/v1/")
     }
-    placeholder = r"/(CHALLENGE_ID|u_123|EMAIL_ID)(?=/|$)"
+    placeholder = r"/(CHALLENGE_ID|u_123|EMAIL_ID|EVENT_ID)(?=/|$)"
     assert {re.sub(placeholder, "/X", path) for path in documented} == templates

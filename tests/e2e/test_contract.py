@@ -5,7 +5,6 @@ real worker, refusing a mistaken event before it is published."""
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +15,13 @@ from domain.errors import InvalidEvent
 from domain.events import EVENT_TYPES, parse_event
 from domain.schema import event_schema
 from tests.commands import run
+from tests.node import RUN_TIMEOUT, install_example, node, node_env
 from tests.servers import wait_until
 from tests.unit.test_schema import BAD, GOOD, ONLY_THE_WORKERS_KNOW
 from workers.store.tables import EventRow
 
 ROOT = Path(__file__).parents[2]
 SCHEMA_DIR = ROOT / "schema"
-#: Longest an `npm ci` may take, in seconds (a cold cache downloads ~50 MB).
-NPM_TIMEOUT = 300
-#: Longest a run of an example may take, in seconds.
-RUN_TIMEOUT = 60
 
 #: The mails one event of every type makes, as (recipient, subject in lower case: the
 #: product's name in it comes from the app's settings).
@@ -44,50 +40,9 @@ EVERY_MAIL = sorted(
 PUBLISHED = re.compile(r"published (\S+) ([0-9a-f-]{36})")
 
 
-def node_env(**extra) -> dict:
-    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **extra}
-
-
 @pytest.fixture(scope="module")
 def node_example(tmp_path_factory) -> Path:
-    """examples/node as a user has it after `npm ci`: a copy beside a copy of schema/,
-    so that the checkout gets no node_modules from a test run."""
-    # Node is part of the test machine's image: a missing one is a broken machine,
-    # not a reason to skip the only check that a Node producer works.
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not on PATH: examples/node needs Node.js 20 or later and npm")
-    version = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
-    if int(version.stdout.strip().lstrip("v").split(".")[0]) < 20:
-        pytest.fail(f"node {version.stdout.strip()}: examples/node (redis 6) needs Node.js 20+")
-    top = tmp_path_factory.mktemp("checkout")
-    shutil.copytree(SCHEMA_DIR, top / "schema")
-    example = top / "examples" / "node"
-    shutil.copytree(
-        ROOT / "examples" / "node", example, ignore=shutil.ignore_patterns("node_modules")
-    )
-    installed = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"],
-        cwd=example,
-        env=node_env(),
-        capture_output=True,
-        text=True,
-        timeout=NPM_TIMEOUT,
-    )
-    assert installed.returncode == 0, installed.stderr
-    return example
-
-
-def node(example: Path, *args: str, stdin: str | None = None, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["node", *args],
-        cwd=example,
-        env=node_env(**env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-    )
+    return install_example(tmp_path_factory.mktemp("checkout"))
 
 
 def assert_every_type_published_and_mailed(result, mailroom, smtp_sink, redis_client):

@@ -91,10 +91,16 @@ def test_names_are_shown_literally_and_escaped_and_headers_are_exactly_ours(mail
         )
     )
     [message] = smtp_sink.wait_for(1)
+    # What a demanding receiver expects on auth mail, and nothing that marks it as
+    # bulk or subscription mail (no Precedence, no List-Unsubscribe).
     assert sorted(message.keys()) == sorted(
-        ["From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "MIME-Version",
-         "Content-Type"]
+        ["From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "X-Entity-Ref-ID",
+         "Feedback-ID", "MIME-Version", "Content-Type"]
     )  # fmt: skip
+    [email] = mailroom.wait_for_status("sent")
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["X-Entity-Ref-ID"] == f"{email.id}.mailroom"
+    assert message["Feedback-ID"] == "invite:notes:mailroom:notes.example.com"
     assert (
         message["Subject"] == '<b>Eve</b> {{7*7}} invites you to join "><script>alert(1)</script>'
     )

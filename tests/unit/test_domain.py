@@ -201,8 +201,8 @@ def test_message_has_the_expected_headers_and_parts():
         date=datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
     )
     assert sorted(msg.keys()) == sorted(
-        ["From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "MIME-Version",
-         "Content-Type"]
+        ["From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted", "X-Entity-Ref-ID",
+         "MIME-Version", "Content-Type"]
     )  # fmt: skip
     assert msg["Message-ID"].endswith("@notes.example.com>")
     assert msg["Date"] == "Sun, 22 Nov 2026 10:00:00 +0000"

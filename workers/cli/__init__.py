@@ -16,6 +16,7 @@ from domain.errors import ConfigError
 from workers.cli import (  # noqa: F401 (each module adds its commands to the group)
     apikeys,
     database,
+    dkim,
     emails,
     failed,
     failed_list,

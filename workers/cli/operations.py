@@ -92,6 +92,7 @@ def send_test(recipient: str, app_id: str | None, as_json: bool) -> None:
             f"{name} at {now:%Y-%m-%d %H:%M:%S} UTC.</p>",
             message_id=message_id_for(sender),
             date=now,
+            dkim=app.dkim,  # signed as the app's mail is, to check DKIM with
         )
         try:
             receipt = backend.send(message, sender=sender, recipient=recipient)

@@ -90,12 +90,15 @@ def worker(processes: int, threads: int) -> None:
     and hands back what waits (killed after 60 s).
     """
     from workers import metrics_host
+    from workers.apps import load_directory
     from workers.embedded import redis_url_for
     from workers.logs import configure_logging
     from workers.supervisor import supervise
 
     settings = current_settings()
-    redis_url = redis_url_for(settings)  # fail here, in one line, rather than in every child
+    # Fail here, in one line, rather than in every child the master would restart.
+    redis_url = redis_url_for(settings)
+    load_directory(settings)  # the apps file and its DKIM keys
     configure_logging(settings.log_format, settings.log_level)
     stop_metrics = metrics_host.start(settings, redis_url) if settings.metrics_port else None
     try:

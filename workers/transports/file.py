@@ -8,6 +8,7 @@ from pathlib import Path
 
 from domain.errors import TransientError
 from domain.messages import as_bytes
+from workers.dkim import signed
 from workers.transports.base import Receipt
 
 NAME = "file"
@@ -36,12 +37,13 @@ class FileTransport:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         local_id = message["Message-ID"].strip("<>").partition("@")[0]
         target = self.directory / f"{stamp}-{local_id}.eml"
+        data = signed(message, as_bytes(message))  # signed as a relay would get it, to inspect
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             # Written aside and renamed, so a reader never sees half a message.
             fd, partial = tempfile.mkstemp(dir=self.directory, suffix=".part")
             with os.fdopen(fd, "wb") as handle:
-                handle.write(as_bytes(message))
+                handle.write(data)
             os.replace(partial, target)
         except OSError as exc:
             raise TransientError(f"cannot write {target}: {exc.strerror or exc}") from exc
