@@ -39,6 +39,7 @@ def test_a_refused_redis_fails_no_delivery_and_each_lost_outcome_is_logged(unit)
     for address in ("ada@example.com", "bob@example.com"):
         intake.accept_event(unit.rt, json.dumps(make_event(data={"email": address})))
     unit.drain()
+    unit.rt.outcome_stream.flush()
 
     assert len(unit.transport.sent) == 2
     emails = unit.rows(Email)
@@ -48,20 +49,23 @@ def test_a_refused_redis_fails_no_delivery_and_each_lost_outcome_is_logged(unit)
     assert {(line["level"], line["outcome"], line["app"]) for line in lost} == {
         ("warning", "sent", "notes")
     }
-    # The first one tried and met the refusal; the next did not wait on Redis again.
+    # The first batch met the refusal; a later one did not wait on Redis again.
     assert "Connection refused" in lost[0]["error"]
-    assert lost[1]["error"] == "skipped: Redis failed moments ago"
+    assert {line["error"] for line in lost[1:]} <= {
+        lost[0]["error"],
+        "skipped: Redis failed moments ago",
+    }
     assert unpublished("sent") == before + 2
 
 
-def test_a_hung_redis_holds_a_delivery_one_timeout_at_most(unit, hung_redis):
+def test_a_hung_redis_never_holds_a_delivery(unit, hung_redis):
     unit.rt.outcome_stream = OutcomeStream(hung_redis, 1000)
     intake.accept_event(unit.rt, json.dumps(make_event()))
 
     started = time.monotonic()
     unit.drain()
-
-    assert time.monotonic() - started < REDIS_TIMEOUT + 1.5
+    assert time.monotonic() - started < REDIS_TIMEOUT  # the writer thread waits, not the mail
+    unit.rt.outcome_stream.flush()
     [email] = unit.rows(Email)
     assert email.status == "sent" and len(unit.transport.sent) == 1
     [lost] = [line for line in unit.log_lines() if line["event"] == "outcome.unpublished"]
@@ -74,6 +78,7 @@ def test_mail_suppressed_at_intake_is_kept_when_redis_is_down(unit):
     for _ in range(RATE_LIMIT_SENDS + 1):
         intake.accept_event(unit.rt, json.dumps(make_event()))
         unit.drain()
+    unit.rt.outcome_stream.flush()
 
     statuses = sorted((email.status, email.suppressed_reason) for email in unit.rows(Email))
     assert statuses == [("sent", None)] * RATE_LIMIT_SENDS + [("suppressed", "rate_limited")]
