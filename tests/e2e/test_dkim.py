@@ -12,21 +12,17 @@ from tests.commands import run
 from tests.conftest import make_event
 from tests.peers import Certificates, Postfix
 from tests.servers import free_port, wait_until
+from tests.unit.test_dkim import APPS as SIGNING_APPS
 from tests.unit.test_dkim import verdicts
 
-APPS = """
-[apps.notes]
-from = "Notes <no-reply@notes.example.com>"
-public_base_url = "https://notes.example.com"
-
-[apps.notes.dkim]
-key_file = "keys/notes.pem"
-ed25519_key_file = "keys/notes.ed25519.pem"
-
+APPS = (
+    SIGNING_APPS
+    + """
 [apps.billing]
 from = "Billing <accounts@billing.example.org>"
 public_base_url = "https://billing.example.org"
 """
+)
 #: The header fields of a signed sign-up mail, and nothing else.
 SIGNED_MAIL_HEADERS = sorted(
     ["DKIM-Signature", "DKIM-Signature", "From", "To", "Subject", "Date", "Message-ID",
