@@ -24,6 +24,20 @@ SCRAPE_TIMEOUT = 2.0
 log = get_logger("mailroom.metrics")
 
 
+def queue_sizes(client, suffix: str = "", measure: str = "llen") -> dict[str, int]:
+    """Dramatiq's queues by name (``suffix`` ``.DQ``: their delay queues; ``.XQ``,
+    measured with ``zcard``: the messages it gave up on)."""
+    command = getattr(client, measure)
+    return {q: command(f"{NAMESPACE}:{q}{suffix}") for q in (EVENTS_QUEUE, MAIL_QUEUE)}
+
+
+def queue_depths(client) -> tuple[dict[str, int], dict[str, int]]:
+    """The ingress stream's backlog (``unread``, ``pending``), and what waits in
+    each queue: ``ingress`` (both of those), then Dramatiq's."""
+    stream = ingress.backlog(client)
+    return stream, {"ingress": stream["unread"] + stream["pending"], **queue_sizes(client)}
+
+
 def reader(redis_url: str, engine: Engine) -> Callable[[], dict]:
     """Reads the backlog over its own connections."""
     client = connect(
@@ -31,21 +45,13 @@ def reader(redis_url: str, engine: Engine) -> Callable[[], dict]:
     )
 
     def read() -> dict:
-        stream = ingress.backlog(client)
-        pipe = client.pipeline(transaction=False)
-        pipe.llen(f"{NAMESPACE}:{EVENTS_QUEUE}")
-        pipe.llen(f"{NAMESPACE}:{MAIL_QUEUE}")
-        events, mail = pipe.execute()
+        _, queues = queue_depths(client)
         with engine.connect() as conn:
             waiting, oldest = outbox.waiting(conn)
             dead = count_by_reason(conn)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         return {
-            "queues": {
-                "ingress": stream["unread"] + stream["pending"],
-                EVENTS_QUEUE: events,
-                MAIL_QUEUE: mail,
-            },
+            "queues": queues,
             "emails_waiting": waiting,
             "oldest_age_seconds": max(0.0, age),
             "dead_letters": dead,

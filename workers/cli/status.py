@@ -105,19 +105,14 @@ def _unreachable(exc: Exception) -> str:
 
 def gather(conn, client: redis.Redis, configured: list[str]) -> dict:
     from workers import health, heartbeat
-    from workers.actors import EVENTS_QUEUE, MAIL_QUEUE
-    from workers.broker import NAMESPACE
-    from workers.ingress import backlog
+    from workers.backlog import queue_depths, queue_sizes
 
     now = datetime.now(UTC)
     emails = outbox.count_by_status(conn)
     unsent, oldest = outbox.waiting(conn)
     transports = health.read(client)
     fleet = heartbeat.read(client)
-    ingress = backlog(client)
-
-    def sizes(command, suffix: str) -> dict[str, int]:
-        return {q: command(f"{NAMESPACE}:{q}{suffix}") for q in (EVENTS_QUEUE, MAIL_QUEUE)}
+    ingress, queues = queue_depths(client)
 
     unknown = {"state": "unknown", "error": None, "setting": None}
     report = {
@@ -135,12 +130,12 @@ def gather(conn, client: redis.Redis, configured: list[str]) -> dict:
         "stale_sending": claims.count_stale(conn, now),
         "dead_letters": dead_letters.count(conn),
         "ingress": ingress,
-        "queues": {"ingress": ingress["unread"] + ingress["pending"], **sizes(client.llen, "")},
+        "queues": queues,
         # Messages due later (retries' back-off): Dramatiq keeps them in queues of their own.
-        "delayed": sizes(client.llen, ".DQ"),
+        "delayed": queue_sizes(client, ".DQ"),
         # Messages Dramatiq gave up on (also filed as dead letters, unless that
         # failed); it drops them after 7 days.
-        "broker_dead_letters": sizes(client.zcard, ".XQ"),
+        "broker_dead_letters": queue_sizes(client, ".XQ", measure="zcard"),
     }
     report["problems"] = problems(report)
     return report
