@@ -10,13 +10,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from domain.vocabulary import EmailStatus
+from domain.suppression import NOT_SENT, UNDELIVERED
+from domain.vocabulary import EmailStatus, Feedback
 
 
 class Fate(StrEnum):
-    """An outcome record's ``status``.  Providers' reports (``bounced``,
-    ``complained``, ``delivered``) are to join these: consumers ignore a
-    status they do not know."""
+    """An outcome record's ``status``.  Consumers ignore a status they do not
+    know: more may come."""
 
     #: A relay or provider accepted it.
     SENT = "sent"
@@ -24,8 +24,15 @@ class Fate(StrEnum):
     DEFERRED = "deferred"
     #: Given up on, and filed as a dead letter (``reason``: why).
     DEAD_LETTERED = "dead_lettered"
-    #: Deliberately not sent (``reason``: rate limited, locked, superseded).
+    #: Deliberately not sent (``reason``: rate limited, locked, superseded,
+    #: bounced, complained, manual).
     SUPPRESSED = "suppressed"
+    #: Sent, then bounced (``reason``: permanent, transient or undetermined).
+    BOUNCED = "bounced"
+    #: Sent, then reported as spam by its recipient (``reason``: the report's type).
+    COMPLAINED = "complained"
+    #: Sent, and the receiving server reports it took it.
+    DELIVERED = "delivered"
 
 
 class EventDelivery(StrEnum):
@@ -39,6 +46,9 @@ class EventDelivery(StrEnum):
     SENT = "sent"
     #: None of it was sent, on purpose (rate limit, locked address, superseded).
     SUPPRESSED = "suppressed"
+    #: It bounced, or was not sent because the address bounces or complained:
+    #: "we could not deliver to that address".
+    UNDELIVERABLE = "undeliverable"
     #: The event asked for no mail, or was refused.
     NONE = "none"
 
@@ -78,10 +88,16 @@ def record(
 _PENDING = (EmailStatus.QUEUED, EmailStatus.SENDING)
 
 
+def _undeliverable(email: Mapping) -> bool:
+    if email["status"] == EmailStatus.SUPPRESSED:
+        return email.get("reason") in NOT_SENT
+    return email.get("feedback") in UNDELIVERED
+
+
 def delivery_of(emails: Iterable[Mapping]) -> EventDelivery:
-    """The word for an event's emails (each with ``email_id``, ``status`` and
-    ``replayed_as``).  A mail replayed as another of them is that one's business:
-    the copy stands for it."""
+    """The word for an event's emails (each with ``email_id``, ``status``,
+    ``reason``, ``feedback`` and ``replayed_as``).  A mail replayed as another
+    of them is that one's business: the copy stands for it."""
     emails = list(emails)
     ids = {email["email_id"] for email in emails}
     statuses = {email["status"] for email in emails if email["replayed_as"] not in ids}
@@ -91,6 +107,17 @@ def delivery_of(emails: Iterable[Mapping]) -> EventDelivery:
         return EventDelivery.PENDING
     if EmailStatus.FAILED in statuses:
         return EventDelivery.FAILED
+    if any(_undeliverable(email) for email in emails if email["replayed_as"] not in ids):
+        return EventDelivery.UNDELIVERABLE
     if EmailStatus.SENT in statuses:
         return EventDelivery.SENT
     return EventDelivery.SUPPRESSED
+
+
+#: The outcome a report of each kind is published as.
+REPORTED = {
+    Feedback.BOUNCED: Fate.BOUNCED,
+    Feedback.SOFT_BOUNCED: Fate.BOUNCED,
+    Feedback.COMPLAINED: Fate.COMPLAINED,
+    Feedback.DELIVERED: Fate.DELIVERED,
+}

@@ -39,6 +39,9 @@ class Happened(StrEnum):
     REPLAYED = "replayed"
     #: An admin marked its dead letter as dealt with.
     DISCARDED = "discarded"
+    #: A provider or a returned report said what became of it after it was sent
+    #: (``detail``: bounced, soft_bounced, complained or delivered, and its words).
+    REPORTED = "reported"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class EmailFacts(Protocol):
     requested_at: datetime | None
     created_at: datetime
     sent_at: datetime | None
+    feedback: str | None
+    feedback_at: datetime | None
+    feedback_detail: str | None
     dead_letter_id: int | None
     dead_letter_reason: str | None
     dead_letter_error: str | None
@@ -131,7 +137,13 @@ def _ending(email: EmailFacts) -> list[Step]:
         detail = f"attempt {email.attempts}, via {email.transport}"
         if email.provider_id:
             detail += f", provider id {email.provider_id}"
-        return [Step(Happened.SENT, email.sent_at, detail)]
+        steps = [Step(Happened.SENT, email.sent_at, detail)]
+        if email.feedback is not None:
+            said = email.feedback
+            if email.feedback_detail:
+                said += f": {email.feedback_detail}"
+            steps.append(Step(Happened.REPORTED, email.feedback_at, said))
+        return steps
     if email.status == EmailStatus.SUPPRESSED and email.attempts > 0:
         # Decided as its attempt began; the row keeps no time for it.
         return [Step(Happened.SUPPRESSED, None, email.suppressed_reason)]

@@ -119,6 +119,12 @@ class Suppressed(StrEnum):
     RATE_LIMITED = "rate_limited"
     #: A newer request, a revocation or a use came before this mail left.
     SUPERSEDED = "superseded"
+    #: Mail to the address bounced: it is suppressed for every app (``mailroom suppression``).
+    BOUNCED = "bounced"
+    #: Its owner reported this app's mail as spam: suppressed for this app.
+    COMPLAINED = "complained"
+    #: An admin suppressed the address (``mailroom suppression add``).
+    MANUAL = "manual"
 
 
 class DeadLetterStatus(StrEnum):
@@ -157,3 +163,19 @@ class Verdict(StrEnum):
     EXPIRED = "expired"
     LOCKED = "locked"
     RATE_LIMITED = "rate_limited"
+    #: The challenge's mail bounced or was suppressed: the user never got it.
+    UNDELIVERABLE = "undeliverable"
+
+
+class Feedback(StrEnum):
+    """What a provider or a returned report said of mail already handed over
+    (``emails.feedback``)."""
+
+    #: It will never arrive (no such mailbox, domain): a hard bounce.
+    BOUNCED = "bounced"
+    #: It did not arrive this time (mailbox full, greylisted too long, undetermined).
+    SOFT_BOUNCED = "soft_bounced"
+    #: Its recipient reported it as spam.
+    COMPLAINED = "complained"
+    #: The receiving server accepted it (SES ``Delivery``, a DSN's ``delivered``).
+    DELIVERED = "delivered"

@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from domain.addresses import address_key, normalize_address
 from domain.history import Happened
-from domain.vocabulary import DeadLetterStatus, EmailStatus, Reason, Suppressed
+from domain.vocabulary import DeadLetterStatus, EmailStatus, Feedback, Reason, Suppressed
 from workers.api_errors import Error
 from workers.runtime import Runtime
 from workers.store import email_views
@@ -74,6 +74,11 @@ class Email(BaseModel):
     message_id: str | None = Field(description="Its Message-ID header.")
     provider_id: str | None = Field(description="The relay's or provider's own id for it.")
     sent_at: datetime | None
+    feedback: _values(Feedback) | None = Field(
+        description="What a provider or a returned report said of it once sent: `bounced` "
+        "(for good), `soft_bounced`, `complained` (reported as spam) or `delivered`."
+    )
+    feedback_at: datetime | None
     replay_of: int | None = Field(description="The dead letter this mail is a replay of.")
     dead_letter: DeadLetter | None = Field(description="What it became when given up on.")
     history: list[HistoryStep] = Field(description="Its steps, oldest first.")

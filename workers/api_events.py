@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 
 from domain.fates import EventDelivery, delivery_of
-from domain.vocabulary import EmailStatus, Reason, Suppressed
+from domain.vocabulary import EmailStatus, Feedback, Reason, Suppressed
 from workers.api_errors import Error
 from workers.runtime import Runtime
 from workers.store import email_views, event_views
@@ -42,6 +42,10 @@ class EventEmail(BaseModel):
     transport: str | None = Field(description="The transport that accepted it.")
     attempts: int = Field(description="Attempts begun.")
     sent_at: datetime | None
+    feedback: _values(Feedback) | None = Field(
+        description="What a provider or a returned report said of it once sent: `bounced` "
+        "(for good), `soft_bounced`, `complained` or `delivered`."
+    )
     replayed_as: str | None = Field(
         description="Given up on, then replayed by an admin: the email that stands for it."
     )
@@ -83,6 +87,7 @@ def _email(row) -> dict:
         "transport": row.transport,
         "attempts": row.attempts,
         "sent_at": row.sent_at,
+        "feedback": row.feedback,
         "replayed_as": str(row.replayed_as) if row.replayed_as else None,
     }
 

@@ -14,7 +14,7 @@ from dramatiq.common import compute_backoff
 from sqlalchemy.exc import InterfaceError, OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from domain import tokens
+from domain import suppression, tokens, verp
 from domain.addresses import address_key
 from domain.errors import PermanentError, RenderError, TransientError, TransportConfigError
 from domain.flows import link_for
@@ -24,7 +24,7 @@ from workers import outcomes
 from workers.db import autocommit
 from workers.logs import get_logger
 from workers.runtime import Runtime
-from workers.store import challenges, claims, dead_letters, outbox
+from workers.store import challenges, claims, dead_letters, outbox, suppressions
 from workers.store.claims import Claim
 
 #: How long a claim lasts unless renewed.  A live process renews its claims every
@@ -88,6 +88,11 @@ def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
         earlier = email.attempts - 1
         app = rt.apps.for_source(email.app)
         refusal = _refusal(email, app, now, earlier)
+        blocked = None if refusal else _suppressed(conn, email, now)
+        if blocked is not None:
+            claims.suppress(conn, email.id, claim, blocked)
+            outcomes.suppressed(rt, email, reason=blocked)
+            return Delivery("suppressed")
         secret = None if refusal else _issue_secret(rt, conn, email, keep_previous=earlier > 0)
         if refusal is None and email.challenge_id is not None and secret is None:
             # A newer request, a revocation or a use came first: its code is moot.
@@ -107,7 +112,12 @@ def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
 
     started = time.perf_counter()
     try:
-        receipt = rt.transport.send(message, sender=app.from_address, recipient=email.recipient)
+        receipt = rt.transport.send(
+            message,
+            sender=app.from_address,
+            recipient=email.recipient,
+            return_path=_return_path(rt, email),
+        )
     except TransportConfigError as exc:
         took = time.perf_counter() - started
         return _dead_letter_now(rt, email, claim, Reason.MISCONFIGURED, str(exc), took=took)
@@ -168,6 +178,19 @@ def _refusal(email, app, now: datetime, earlier: int) -> tuple[Reason, str] | No
     if app is None:
         return Reason.UNKNOWN_SOURCE, f"source {email.app!r} is no longer a configured app"
     return None
+
+
+def _suppressed(conn, email, now: datetime) -> Suppressed | None:
+    """Why the address must not get this mail (it bounces, or complained), if so."""
+    live = suppressions.live_for(conn, email.recipient_key, email.app, now)
+    return suppression.blocking(live, kind=email.kind) if live else None
+
+
+def _return_path(rt: Runtime, email) -> str | None:
+    if rt.settings.bounce_domain is None:
+        return None
+    key = verp.key_for(rt.peppers[rt.key_id])
+    return verp.return_path(email.id, key, rt.settings.bounce_domain)
 
 
 def _issue_secret(rt: Runtime, conn, email, *, keep_previous: bool) -> tokens.Secret | None:

@@ -27,6 +27,21 @@ EMAILS_RETRIED = Counter(
     "Attempts that failed for now and were scheduled again.",
     [*_EMAIL, "transport"],
 )
+EMAILS_REPORTED = Counter(
+    "mailroom_email_feedback_total",
+    "Reports on sent mail: bounced, soft_bounced, complained, delivered.",
+    [*_EMAIL, "feedback", "source"],
+)
+ADDRESSES_SUPPRESSED = Counter(
+    "mailroom_addresses_suppressed_total",
+    "Addresses put on the suppression list, by reason and scope (`*`: every app).",
+    ["reason", "scope"],
+)
+REPORTS_UNMATCHED = Counter(
+    "mailroom_feedback_unmatched_total",
+    "Reports naming no email mailroom knows (or another recipient than its own).",
+    ["source"],
+)
 CODES_EXPIRED = Counter(
     "mailroom_codes_expired_before_delivery_total",
     "Emails carrying a code or link whose deadline passed before one was sent.",

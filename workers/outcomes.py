@@ -13,8 +13,10 @@ import uuid
 from datetime import datetime
 
 from domain.addresses import mask_address, recipient_tag
-from domain.fates import Fate, record
-from domain.vocabulary import Reason
+from domain.fates import REPORTED, Fate, record
+from domain.feedback import Report
+from domain.suppression import Suppression
+from domain.vocabulary import Feedback, Reason
 from workers import metrics
 from workers.logs import get_logger
 from workers.runtime import Runtime
@@ -164,3 +166,31 @@ def suppressed_at_intake(rt: Runtime, event_ids: list[uuid.UUID]) -> None:
         return
     for email in emails:
         _publish(rt, email, Fate.SUPPRESSED, reason=email.suppressed_reason, at=email.created_at)
+
+
+def reported(rt: Runtime, email, report: Report, suppression: Suppression | None) -> None:
+    """A provider or a returned report said what became of a sent email:
+    ``email.bounced``, ``email.soft_bounced``, ``email.complained`` or
+    ``email.delivered``, and the suppression it earned."""
+    metrics.EMAILS_REPORTED.labels(email.app, email.kind, report.feedback, report.source).inc()
+    level = log.info if report.feedback == Feedback.DELIVERED else log.warning
+    level(
+        f"email.{report.feedback}",
+        **_fields(rt, email),
+        outcome=str(report.feedback),
+        reason=report.reason,
+        source=str(report.source),
+        detail=report.detail,
+        provider_id=email.provider_id,
+        suppressed=f"{suppression.reason}:{suppression.scope}" if suppression else None,
+    )
+    if suppression is not None:
+        metrics.ADDRESSES_SUPPRESSED.labels(suppression.reason, suppression.scope).inc()
+    _publish(
+        rt,
+        email,
+        REPORTED[report.feedback],
+        reason=report.reason,
+        transport=email.transport,
+        at=report.at,
+    )

@@ -12,20 +12,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
+from pydantic import ConfigDict, NonNegativeInt, ValidationError, model_validator
 
 from domain.errors import ConfigError
 from domain.vocabulary import RULES, Purpose
 from workers.settings_checks import MIN_TOKEN_SECRET_LENGTH, check, parse_old_secrets
+from workers.settings_feedback import FeedbackSettings
+from workers.settings_feedback import setting as _setting
 from workers.transports.smtp import DEFAULT_PORTS as SMTP_DEFAULT_PORTS
 
 
 def _default_minutes(purpose: Purpose) -> int:
     return int(RULES[purpose].default_ttl.total_seconds() // 60)
-
-
-def _setting(default=None, *, env: str, doc: str):
-    return Field(default, validation_alias=env, description=doc)
 
 
 def _link_path(purpose: Purpose, mail: str):
@@ -34,7 +32,7 @@ def _link_path(purpose: Purpose, mail: str):
     return _setting(RULES[purpose].link_path, env=f"MAILROOM_LINK_PATH_{purpose.name}", doc=doc)
 
 
-class Settings(BaseModel):
+class Settings(FeedbackSettings):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     redis_url: str | None = _setting(

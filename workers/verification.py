@@ -22,7 +22,7 @@ from domain.policy import ADDRESS_COOLDOWN, MAX_ATTEMPTS, MAX_CONSECUTIVE_FAILUR
 from domain.vocabulary import CODE_PURPOSES, RULES, Purpose, Revokes, Verdict
 from workers.logs import get_logger
 from workers.runtime import Runtime
-from workers.store import challenges, guards, outbox
+from workers.store import challenges, guards, outbox, suppressions
 from workers.store.tables import Challenge
 
 #: What a link token looks like (URL-safe base64); anything else is invalid at once.
@@ -123,14 +123,21 @@ class Verifier:
             ]
             if not matched:
                 self._failed(conn, app, purpose, address, now)
-                return Verdict.INVALID, None, []
+                return self._unless_undelivered(conn, challenge, Verdict.INVALID), None, []
             if all(matched):
-                return Verdict.EXPIRED, None, []
+                return self._unless_undelivered(conn, challenge, Verdict.EXPIRED), None, []
             consumed = challenges.consume(conn, challenge.id)
             if consumed is None:
                 return Verdict.INVALID, None, []
             guards.clear(conn, app, purpose, address, now)
             return Verdict.OK, _verified(consumed), self._after_use(conn, consumed, now)
+
+    @staticmethod
+    def _unless_undelivered(conn: Connection, challenge: Challenge, verdict: Verdict) -> Verdict:
+        """``undeliverable`` when the code's mail never reached its user: the app
+        can say so instead of "wrong code"."""
+        undelivered = suppressions.undelivered(conn, challenge.id)
+        return Verdict.UNDELIVERABLE if undelivered else verdict
 
     def _code_matches(self, digest, key_id, app, purpose, challenge_id, address, code) -> bool:
         pepper = self.rt.peppers.get(key_id)

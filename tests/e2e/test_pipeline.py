@@ -150,7 +150,7 @@ class Broken:
 
     name = "broken"
 
-    def send(self, message, *, sender, recipient):
+    def send(self, message, *, sender, recipient, return_path=None):
         raise RuntimeError("a bug in the transport")
 
     def close(self) -> None:

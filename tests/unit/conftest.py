@@ -40,7 +40,9 @@ class RecordingTransport:
         self.fail_with: DeliveryError | None = None
         self.attempts = 0
 
-    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
+    def send(
+        self, message: Message, *, sender: str, recipient: str, return_path: str | None = None
+    ) -> Receipt:
         self.attempts += 1
         if self.fail_with is not None:
             raise self.fail_with

@@ -20,7 +20,7 @@ class FlakyTransport(RecordingTransport):
         super().__init__()
         self.failures = failures
 
-    def send(self, message, *, sender, recipient):
+    def send(self, message, *, sender, recipient, return_path=None):
         if self.attempts < self.failures:
             self.attempts += 1
             raise TransientError("421 4.7.0 try again later")
@@ -217,7 +217,7 @@ def test_a_transient_failure_is_retried_past_30_attempts_until_the_deadline(unit
     unit.rt.clock = lambda: moment[0]
 
     class AlwaysTransient(RecordingTransport):
-        def send(self, message, *, sender, recipient):
+        def send(self, message, *, sender, recipient, return_path=None):
             self.attempts += 1
             moment[0] += timedelta(seconds=7)  # each attempt "takes" 7 s of the 5 minutes
             raise TransientError("421 4.7.0 try again later")

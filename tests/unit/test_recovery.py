@@ -25,7 +25,7 @@ class Killed(BaseException):
 class DiesAfterData(RecordingTransport):
     """The server accepts the mail (the user will get it); then the worker is killed."""
 
-    def send(self, message, *, sender, recipient):
+    def send(self, message, *, sender, recipient, return_path=None):
         super().send(message, sender=sender, recipient=recipient)
         raise Killed
 

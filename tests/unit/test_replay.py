@@ -26,7 +26,7 @@ class RejectingFirst(RecordingTransport):
         super().__init__()
         self.refused = []
 
-    def send(self, message, *, sender, recipient):
+    def send(self, message, *, sender, recipient, return_path=None):
         if not self.refused:
             self.attempts += 1
             self.refused.append(message_from_bytes(as_bytes(message), policy=policy.default))

@@ -153,6 +153,8 @@ def record(row: Row, now: datetime) -> dict:
         "message_id": row.message_id,
         "provider_id": row.provider_id,
         "sent_at": iso(row.sent_at),
+        "feedback": row.feedback,
+        "feedback_at": iso(row.feedback_at),
         "replay_of": row.replay_of,
         "dead_letter": dead_letter,
         "history": [

@@ -147,8 +147,15 @@ class Email(Base):
     #: latency counts from here.  Unset on rows older than migration 0005.
     requested_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    #: What a provider or a returned report said of it after it was sent
+    #: (``domain.vocabulary.Feedback``), when, and in the report's words.
+    feedback: Mapped[str | None] = mapped_column(String(16))
+    feedback_at: Mapped[datetime | None]
+    feedback_detail: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
+        # Finding the email an SES notification is about (its MessageId).
+        Index("ix_emails_provider", "provider_id"),
         # The sweeper's scan: unfinished mail by when it is next due.
         Index("ix_emails_due", "status", "next_attempt_at"),
         Index("ix_emails_challenge", "challenge_id"),
@@ -222,6 +229,27 @@ class AddressGuard(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class SuppressionRow(Base):
+    """An address mail must not go to, for one app or all (``scope`` ``*``)."""
+
+    __tablename__ = "suppressions"
+
+    #: An ``address_key``.
+    address_key: Mapped[str] = mapped_column(String(254), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: bounced | complained | manual
+    reason: Mapped[str] = mapped_column(String(32))
+    #: What reported it: ses | dsn | arf | admin
+    source: Mapped[str] = mapped_column(String(32))
+    #: The report's words (an SMTP status and diagnostic), or an admin's note.
+    detail: Mapped[str | None] = mapped_column(Text)
+    #: The email whose report earned it.
+    email_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime]
+    #: None: until an admin lifts it.
+    expires_at: Mapped[datetime | None]
 
 
 class ApiKey(Base):

@@ -24,7 +24,11 @@ class Receipt:
 class Transport(Protocol):
     name: str
 
-    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt: ...
+    def send(
+        self, message: Message, *, sender: str, recipient: str, return_path: str | None = None
+    ) -> Receipt:
+        """Send ``message``; ``return_path``: where bounces go, for transports
+        that choose the envelope sender (SMTP); others have their own ways."""
 
     def close(self) -> None: ...
 

@@ -39,7 +39,9 @@ class Chain:
     def names(self) -> list[str]:
         return [t.name for t in self.transports]
 
-    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
+    def send(
+        self, message: Message, *, sender: str, recipient: str, return_path: str | None = None
+    ) -> Receipt:
         failures: list[tuple[str, Exception]] = []
         for transport in self.transports:
             breaker = self.breakers[transport.name]
@@ -48,7 +50,9 @@ class Chain:
                 failures.append((transport.name, TransientError(f"circuit open (last: {last})")))
                 continue
             try:
-                receipt = transport.send(message, sender=sender, recipient=recipient)
+                receipt = transport.send(
+                    message, sender=sender, recipient=recipient, return_path=return_path
+                )
             except TransportConfigError as exc:
                 self._failed(transport.name, breaker)
                 self.last_error[transport.name] = exc

@@ -33,7 +33,9 @@ class FileTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
+    def send(
+        self, message: Message, *, sender: str, recipient: str, return_path: str | None = None
+    ) -> Receipt:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         local_id = message["Message-ID"].strip("<>").partition("@")[0]
         target = self.directory / f"{stamp}-{local_id}.eml"

@@ -92,7 +92,9 @@ class SESTransport:
             "sesv2", region_name=region, endpoint_url=endpoint_url, config=config
         )
 
-    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
+    def send(
+        self, message: Message, *, sender: str, recipient: str, return_path: str | None = None
+    ) -> Receipt:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         request = {

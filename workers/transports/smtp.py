@@ -231,13 +231,15 @@ class SMTPTransport:
 
     # ------------------------------------------------------------ sending
 
-    def send(self, message: Message, *, sender: str, recipient: str) -> Receipt:
+    def send(
+        self, message: Message, *, sender: str, recipient: str, return_path: str | None = None
+    ) -> Receipt:
         for _ in range(2):
             reused = False
             try:
                 client, reused = self._session()
                 outgoing, envelope_to = self._internationalize(client, message, recipient)
-                self._transmit(client, outgoing, sender, envelope_to)
+                self._transmit(client, outgoing, return_path or sender, envelope_to)
                 self._local.used = time.monotonic()
                 return Receipt(
                     provider_id=queue_id(client.data_reply),

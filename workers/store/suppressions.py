@@ -1,0 +1,146 @@
+"""The suppression list, and the feedback each email earned."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, bindparam, delete, or_, select, update
+
+from domain.suppression import ALL_APPS, NOT_SENT, UNDELIVERED, Suppression
+from domain.vocabulary import EmailStatus, Feedback
+from workers.store.outbox import EMAILS, E
+from workers.store.sql import insert
+from workers.store.tables import SuppressionRow
+
+SUPPRESSIONS = SuppressionRow.__table__
+S = SUPPRESSIONS.c
+
+
+def _live(now):
+    return or_(S.expires_at.is_(None), S.expires_at > now)
+
+
+#: The hot path's check, built once: the address's live suppressions for one app.
+_FOR_MAIL = select(S.scope, S.reason).where(
+    S.address_key == bindparam("b_key"),
+    S.scope.in_([ALL_APPS, bindparam("b_app")]),
+    _live(bindparam("b_now")),
+)
+
+
+def live_for(conn: Connection, address_key: str, app: str, now: datetime) -> list[Row]:
+    """(scope, reason) of the suppressions that hold for mail from ``app``."""
+    return conn.execute(_FOR_MAIL, {"b_key": address_key, "b_app": app, "b_now": now}).all()
+
+
+def put(
+    conn: Connection,
+    address_key: str,
+    suppression: Suppression,
+    *,
+    source: str,
+    detail: str | None,
+    email_id: uuid.UUID | None,
+    now: datetime,
+) -> None:
+    """Suppress (again: the newest report and expiry win)."""
+    values = {
+        "reason": suppression.reason,
+        "source": source,
+        "detail": detail,
+        "email_id": email_id,
+        "created_at": now,
+        "expires_at": suppression.expires_at,
+    }
+    statement = insert(conn, SUPPRESSIONS).values(
+        address_key=address_key, scope=suppression.scope, **values
+    )
+    conn.execute(
+        statement.on_conflict_do_update(index_elements=[S.address_key, S.scope], set_=values)
+    )
+
+
+def remove(conn: Connection, address_key: str, scope: str | None) -> int:
+    """Lift an address's suppressions (``scope`` None: every one); how many."""
+    statement = delete(SUPPRESSIONS).where(S.address_key == address_key)
+    if scope is not None:
+        statement = statement.where(S.scope == scope)
+    return conn.execute(statement).rowcount
+
+
+def listing(
+    conn: Connection,
+    now: datetime,
+    *,
+    address_key: str | None = None,
+    scope: str | None = None,
+    include_expired: bool = False,
+    limit: int = 100,
+) -> list[Row]:
+    """Suppressions, newest first."""
+    query = select(SUPPRESSIONS).order_by(S.created_at.desc(), S.address_key).limit(limit)
+    if address_key is not None:
+        query = query.where(S.address_key == address_key)
+    if scope is not None:
+        query = query.where(S.scope == scope)
+    if not include_expired:
+        query = query.where(_live(now))
+    return conn.execute(query).all()
+
+
+def purge_expired(conn: Connection, now: datetime) -> int:
+    return conn.execute(delete(SUPPRESSIONS).where(S.expires_at <= now)).rowcount
+
+
+# ------------------------------------------------------------ feedback
+
+
+def email_by_provider_id(conn: Connection, provider_id: str) -> Row | None:
+    return conn.execute(select(EMAILS).where(E.provider_id == provider_id).limit(1)).first()
+
+
+def email_by_id(conn: Connection, email_id: uuid.UUID) -> Row | None:
+    return conn.execute(select(EMAILS).where(E.id == email_id)).first()
+
+
+def note_feedback(
+    conn: Connection, email_id: uuid.UUID, feedback: Feedback, detail: str | None, now: datetime
+) -> bool:
+    """Record what was said of a sent email; False if it said so already (a
+    report delivered twice) or a bounce came after a complaint (which says more)."""
+    statement = (
+        update(EMAILS)
+        .where(
+            E.id == email_id,
+            or_(E.feedback.is_(None), E.feedback != feedback),
+            or_(E.feedback.is_(None), E.feedback != Feedback.COMPLAINED),
+        )
+        .values(feedback=feedback, feedback_at=now, feedback_detail=detail)
+    )
+    return bool(conn.execute(statement).rowcount)
+
+
+def recent_feedback(
+    conn: Connection, address_key: str, since: datetime, limit: int
+) -> list[str | None]:
+    """What was said of the latest mails sent to an address since ``since``
+    that anything was said of, newest first."""
+    query = (
+        select(E.feedback)
+        .where(E.recipient_key == address_key, E.sent_at > since, E.feedback.is_not(None))
+        .order_by(E.created_at.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def undelivered(conn: Connection, challenge_id: uuid.UUID) -> bool:
+    """Whether a challenge's mail bounced, or was never sent to an address that
+    bounces or complained: its user cannot have its code."""
+    query = select(E.id).where(
+        E.challenge_id == challenge_id,
+        or_(
+            E.feedback.in_(list(UNDELIVERED)),
+            (E.status == EmailStatus.SUPPRESSED) & E.suppressed_reason.in_(list(NOT_SENT)),
+        ),
+    )
+    return conn.execute(query.limit(1)).first() is not None
