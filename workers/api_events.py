@@ -2,7 +2,8 @@
 
 The producer knows the id it published, so it can ask without having kept
 anything else: was the event taken in, and did its mail go out?  "We could not
-deliver to that address" is ``delivery: failed``.  An event refused at intake
+deliver to that address" is ``delivery: undeliverable`` (it bounced) or
+``failed`` (the relay refused it, or retries ran out).  An event refused at intake
 (invalid, unknown source) has no ledger row: its dead letter answers, as
 ``refused:<reason>`` with the reason's words.
 
@@ -62,8 +63,9 @@ class EventFate(BaseModel):
     received_at: datetime = Field(description="When mailroom took it in (or refused it).")
     delivery: _values(EventDelivery) = Field(
         description="Its mail in one word: `pending` (some still to go), `failed` (some given "
-        "up on), `sent`, `suppressed` (none sent, on purpose) or `none` (no mail asked for, "
-        "or refused). More words may come: treat one you do not know as `pending`."
+        "up on), `undeliverable` (it bounced, or the address bounces or complained: tell "
+        "your user to check it), `sent`, `suppressed` (none sent, on purpose) or `none` (no "
+        "mail asked for, or refused). More words may come: treat one you do not know as `pending`."
     )
     error: str | None = Field(description="Why it was refused, when it was.")
     emails: list[EventEmail] = Field(description="Its mail, in the order it was written.")

@@ -226,7 +226,8 @@ def test_worker_command_runs_dramatiq_processes(env, smtp_sink, redis_server):
     assert process.returncode == 0, output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(line["event"] == "email.sent" for line in lines)
-    assert not any(line["level"] in ("error", "critical") for line in lines)
+    errors = [line for line in lines if line["level"] in ("error", "critical")]
+    assert not errors, errors
 
 
 def test_status_shows_health_mail_dead_letters_and_queues(make_mailroom, env, smtp_sink):

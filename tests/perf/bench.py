@@ -226,7 +226,9 @@ def run(args) -> dict:
         target = PostfixTarget() if args.target == "postfix" else Sink()
         url = postgres.create_database("mailroom_bench")
         db.upgrade(load_settings({"DATABASE_URL": url}).sqlalchemy_url)
-        env = {**base_env(redis_server.url, url, target.port), "LOG_FORMAT": "json"}
+        # Counted as in production: every process writes its metrics.
+        metrics = {"MAILROOM_METRICS_PORT": str(free_port()), "MAILROOM_METRICS_HOST": "127.0.0.1"}
+        env = {**base_env(redis_server.url, url, target.port), "LOG_FORMAT": "json", **metrics}
         result = {"events": args.events, "processes": args.processes, "threads": args.threads,
                   "target": args.target, "limit_per_s": limit(target, args.events)}  # fmt: skip
 

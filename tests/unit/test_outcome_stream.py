@@ -102,8 +102,8 @@ def test_an_outcome_record_is_plain_json_with_a_javascript_timestamp():
     assert datetime.fromisoformat(outcome["at"]) == at.astimezone(UTC).replace(microsecond=123000)
 
 
-def mail(email_id: str, status: str, replayed_as: str | None = None) -> dict:
-    return {"email_id": email_id, "status": status, "replayed_as": replayed_as}
+def mail(email_id: str, status: str, replayed_as: str | None = None, **said) -> dict:
+    return {"email_id": email_id, "status": status, "replayed_as": replayed_as, **said}
 
 
 @pytest.mark.parametrize(
@@ -123,6 +123,15 @@ def mail(email_id: str, status: str, replayed_as: str | None = None) -> dict:
          EventDelivery.PENDING),
         # A copy since purged: what is left is the mail given up on.
         ([mail("a", "failed", "gone")], EventDelivery.FAILED),
+        # Sent, then bounced; or not sent as the address bounces or complained.
+        ([mail("a", "sent", feedback="bounced")], EventDelivery.UNDELIVERABLE),
+        ([mail("a", "sent", feedback="soft_bounced")], EventDelivery.UNDELIVERABLE),
+        ([mail("a", "sent", feedback="complained")], EventDelivery.SENT),
+        ([mail("a", "sent", feedback="delivered")], EventDelivery.SENT),
+        ([mail("a", "suppressed", reason="bounced")], EventDelivery.UNDELIVERABLE),
+        ([mail("a", "suppressed", reason="complained")], EventDelivery.UNDELIVERABLE),
+        ([mail("a", "suppressed", reason="rate_limited")], EventDelivery.SUPPRESSED),
+        ([mail("a", "sent", feedback="bounced"), mail("b", "queued")], EventDelivery.PENDING),
     ],
 )  # fmt: skip
 def test_an_event_s_delivery_in_one_word(emails, word):

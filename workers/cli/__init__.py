@@ -28,6 +28,7 @@ from workers.cli import (  # noqa: F401 (each module adds its commands to the gr
     run,
     schema,
     status,
+    suppression,
 )
 from workers.cli.base import EXIT_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE, cli
 
