@@ -9,7 +9,7 @@ the account safe (``SENT_DESPITE_COMPLAINT``); transient bounces count, and
 ``soft_limit`` of them in a row count as a hard bounce.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,14 +67,18 @@ def after_feedback(
     return None
 
 
-def blocking(suppressions: Iterable[tuple[str, str]], *, kind: str) -> Suppressed | None:
-    """Why mail of ``kind`` must not go out, given the address's live
-    suppressions for its app ((scope, reason) pairs), if it must not."""
-    reasons = {Suppressed(reason) for _, reason in suppressions}
-    for reason in (Suppressed.BOUNCED, Suppressed.MANUAL, Suppressed.COMPLAINED):
-        if reason not in reasons:
-            continue
-        if reason == Suppressed.COMPLAINED and kind in SENT_DESPITE_COMPLAINT:
-            continue
-        return reason
-    return None
+#: Suppression reasons, strongest first: an address suppressed for several
+#: reasons at once is suppressed for the first (a complaint does not stop every kind).
+PRECEDENCE = (Suppressed.BOUNCED, Suppressed.MANUAL, Suppressed.COMPLAINED)
+
+
+def blocking(strongest: int | None, *, kind: str) -> Suppressed | None:
+    """Why mail of ``kind`` must not go out, given the strongest of the address's
+    live suppressions for its app (its place in ``PRECEDENCE``; None: it has
+    none), if it must not."""
+    if strongest is None:
+        return None
+    reason = PRECEDENCE[strongest]
+    if reason == Suppressed.COMPLAINED and kind in SENT_DESPITE_COMPLAINT:
+        return None
+    return reason

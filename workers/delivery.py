@@ -24,7 +24,7 @@ from workers import outcomes
 from workers.db import autocommit
 from workers.logs import get_logger
 from workers.runtime import Runtime
-from workers.store import challenges, claims, dead_letters, outbox, suppressions
+from workers.store import challenges, claims, dead_letters, outbox
 from workers.store.claims import Claim
 
 #: How long a claim lasts unless renewed.  A live process renews its claims every
@@ -70,7 +70,7 @@ def _take(rt: Runtime, email_id: uuid.UUID, held: int | None, now: datetime):
     with autocommit(rt.engine) as conn:
         if held is None:
             return claims.claim(conn, email_id, rt.claimant, now, CLAIM_LEASE)
-        return claims.begin_attempt(conn, email_id, rt.claimant, held)
+        return claims.begin_attempt(conn, email_id, rt.claimant, held, now)
 
 
 def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
@@ -88,7 +88,7 @@ def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
         earlier = email.attempts - 1
         app = rt.apps.for_source(email.app)
         refusal = _refusal(email, app, now, earlier)
-        blocked = None if refusal else _suppressed(conn, email, now)
+        blocked = None if refusal else suppression.blocking(email.suppressed_for, kind=email.kind)
         if blocked is not None:
             claims.suppress(conn, email.id, claim, blocked)
             outcomes.suppressed(rt, email, reason=blocked)
@@ -178,12 +178,6 @@ def _refusal(email, app, now: datetime, earlier: int) -> tuple[Reason, str] | No
     if app is None:
         return Reason.UNKNOWN_SOURCE, f"source {email.app!r} is no longer a configured app"
     return None
-
-
-def _suppressed(conn, email, now: datetime) -> Suppressed | None:
-    """Why the address must not get this mail (it bounces, or complained), if so."""
-    live = suppressions.live_for(conn, email.recipient_key, email.app, now)
-    return suppression.blocking(live, kind=email.kind) if live else None
 
 
 def _return_path(rt: Runtime, email) -> str | None:

@@ -235,3 +235,35 @@ def test_a_transient_failure_is_retried_past_30_attempts_until_the_deadline(unit
     # It stopped only because the next retry would have landed past the deadline.
     assert moment[0] <= email.deadline + timedelta(seconds=7)
     assert len(logged(unit, "email.retrying")) == attempts - 1
+
+
+def test_a_suppressed_address_gets_only_what_its_suppression_lets_through(unit):
+    """On SQLite too: the claim itself says why the recipient gets nothing."""
+    from domain.suppression import ALL_APPS, Suppression
+    from domain.vocabulary import Suppressed
+    from tests.conftest import reset
+    from workers.store import suppressions
+
+    now = unit.rt.clock()
+    with unit.rt.engine.begin() as conn:
+        for scope, reason, until in [
+            ("notes", Suppressed.COMPLAINED, None),
+            ("other", Suppressed.MANUAL, None),
+            (ALL_APPS, Suppressed.BOUNCED, now - timedelta(seconds=1)),  # expired
+        ]:
+            suppressions.put(
+                conn, "ada@example.com", Suppression(scope, reason, until),
+                source="admin", detail=None, email_id=None, now=now,
+            )  # fmt: skip
+    accept(unit, make_event(data={"email": "Ada@example.com"}))
+    accept(unit, reset(email="ada@example.com"))  # asked for now: a complaint lets it through
+    accept(unit, make_event(data={"email": "ada@example.com"}, source="other"))
+    unit.drain()
+
+    assert [m["Subject"] for m in unit.transport.sent] == ["Reset your Notes password"]
+    outcome = {(e.kind, e.app): (e.status, e.suppressed_reason) for e in unit.rows(Email)}
+    assert outcome == {
+        ("signup", "notes"): ("suppressed", "complained"),
+        ("password_reset", "notes"): ("sent", None),
+        ("signup", "other"): ("suppressed", "manual"),
+    }

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
 from domain.vocabulary import EmailStatus, Suppressed
+from workers.store import suppressions
 from workers.store.outbox import EMAILS, E, hold_values
 
 
@@ -42,6 +43,9 @@ _LET_GO = {"claimed_by": None, "lease_until": None}
 #: Back in the queue, due at ``b_next``, held by nobody.
 _REQUEUE = {"status": EmailStatus.QUEUED, "next_attempt_at": bindparam("b_next"), **_LET_GO}
 
+#: Returned with a claimed row: why its recipient must get no mail from its app.
+_SUPPRESSED_FOR = suppressions.strongest_for_email(bindparam("b_now")).label("suppressed_for")
+
 _CLAIM = (
     update(EMAILS)
     .where(E.id == bindparam("b_id"), _claimable(bindparam("b_now")))
@@ -51,10 +55,12 @@ _CLAIM = (
         lease_until=bindparam("b_lease_until"),
         attempts=E.attempts + 1,
     )
-    .returning(EMAILS)
+    .returning(EMAILS, _SUPPRESSED_FOR)
 )
 #: Starting an attempt on an email this process holds: its own next attempt.
-_BEGIN = update(EMAILS).where(*_HELD).values(attempts=E.attempts + 1).returning(EMAILS)
+_BEGIN = (
+    update(EMAILS).where(*_HELD).values(attempts=E.attempts + 1).returning(EMAILS, _SUPPRESSED_FOR)
+)
 _SUPPRESS = (
     update(EMAILS)
     .where(*_HELD)
@@ -99,15 +105,18 @@ def claim(
     conn: Connection, email_id: uuid.UUID, claimant: str, now: datetime, lease: timedelta
 ) -> Row | None:
     """Take the email for an attempt (its row, as claimed: ``attempts`` counts
-    this one), or None if it is done or another worker holds it."""
+    this one, ``suppressed_for`` says why it must not go, if so), or None if it
+    is done or another worker holds it."""
     parameters = {"b_id": email_id, "b_by": claimant, "b_now": now, "b_lease_until": now + lease}
     return conn.execute(_CLAIM, parameters).first()
 
 
-def begin_attempt(conn: Connection, email_id: uuid.UUID, claimant: str, held: int) -> Row | None:
+def begin_attempt(
+    conn: Connection, email_id: uuid.UUID, claimant: str, held: int, now: datetime
+) -> Row | None:
     """Start an attempt on an email this process already holds (``held``: its
     attempts when it was taken); None if the hold was lost meanwhile."""
-    return conn.execute(_BEGIN, _held(email_id, Claim(claimant, held))).first()
+    return conn.execute(_BEGIN, {**_held(email_id, Claim(claimant, held)), "b_now": now}).first()
 
 
 def claim_of(email: Row) -> Claim:
