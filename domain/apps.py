@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from domain.dkim import Dkim
 from domain.vocabulary import RULES, Purpose
+from domain.webhooks import Webhook
 
 #: What an app id (an event's ``source``) looks like.
 APP_ID_PATTERN = r"[a-z0-9][a-z0-9_.-]{0,63}"
@@ -72,6 +73,9 @@ class App:
     # --- DKIM ---
     #: The keys that sign its mail on plain relays (``smtp``, ``file``); None: unsigned.
     dkim: Dkim | None = field(default=None, hash=False)
+    # --- webhooks ---
+    #: Where its outcomes are POSTed, signed; None: it reads the stream itself.
+    webhook: Webhook | None = field(default=None, hash=False)
 
     def product(self, source: str | None = None) -> str:
         """The name mails show.  Never the event's ``source`` (callers may still pass

@@ -94,6 +94,8 @@ def base_env(redis_url: str, database_url: str, smtp_port: int) -> dict:
         "MAILROOM_TOKEN_SECRET": TOKEN_SECRET,
         "MAILROOM_RETRY_MIN_BACKOFF": "0.2",
         "MAILROOM_RETRY_MAX_BACKOFF": "2",
+        "MAILROOM_WEBHOOK_MIN_BACKOFF": "0.2",
+        "MAILROOM_WEBHOOK_MAX_BACKOFF": "2",
         "LOG_FORMAT": "json",
         # Tests that scrape metrics choose a free port: two workers on one
         # machine (parallel runs, a leftover) would fight over the default.

@@ -10,7 +10,7 @@ import uuid
 import dramatiq
 import redis
 
-from workers import delivery, intake
+from workers import delivery, intake, webhooks
 from workers.courier import Courier
 from workers.logs import get_logger
 from workers.runtime import Runtime
@@ -56,6 +56,17 @@ def declare(broker: dramatiq.Broker, rt: Runtime) -> None:
         queue_name=MAIL_QUEUE,
         max_retries=DELIVER_MAX_RETRIES,
         time_limit=DELIVER_TIME_LIMIT_MS,
+    )
+
+    def send_webhook(app: str, webhook_id: str, body: str, attempt: int = 1) -> None:
+        webhooks.attempt(rt, app, webhook_id, body, attempt)
+
+    dramatiq.actor(
+        send_webhook,
+        broker=broker,
+        actor_name=webhooks.SEND_WEBHOOK,
+        queue_name=webhooks.WEBHOOKS_QUEUE,
+        max_retries=webhooks.SEND_MAX_RETRIES,
     )
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.tokens import api_key_digest
 from domain.vocabulary import CODE_PURPOSES, Purpose
-from workers import api_docs, api_emails, api_errors, api_events, api_metrics, api_probes
+from workers import api_docs, api_emails, api_errors, api_events, api_metrics, api_probes, api_ses
 from workers.api_errors import RETRY_AFTER_HEADER, Error, Unauthorized
 from workers.runtime import Runtime
 from workers.store import apikeys
@@ -146,6 +146,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.include_router(api_emails.router(runtime, calling_app), responses=COMMON_FAILURES)
     app.include_router(api_events.router(runtime, calling_app), responses=COMMON_FAILURES)
+    api_ses.install(app, runtime)  # no API key: SNS signs instead
     api_probes.install(app, runtime)
     api_docs.install(app)
     # After the error handling: its middleware then wraps that one's, and counts

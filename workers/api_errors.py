@@ -26,7 +26,8 @@ log = get_logger("workers.api")
 
 #: The API's own error codes, beside the verification verdicts.
 API_ERRORS = (
-    "unauthorized", "bad_request", "not_found", "method_not_allowed", "unavailable", "internal",
+    "unauthorized", "forbidden", "bad_request", "not_found", "method_not_allowed", "unavailable",
+    "internal",
 )  # fmt: skip
 #: Every ``error`` the API answers: each verdict but ``ok``, and its own.
 ErrorCode = Literal[tuple(v.value for v in Verdict if v != Verdict.OK) + API_ERRORS]

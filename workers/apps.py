@@ -19,10 +19,16 @@ the environment settings.
     [apps.notes.dkim]            # optional: DKIM keys (see workers/dkim_config.py)
     key_file = "dkim/notes.pem"
 
+    # optional, in [apps.notes]: its outcomes POSTed, signed (domain/webhooks.py)
+    webhook_url = "https://notes.example.com/hooks/mailroom"
+    webhook_secret_env = "NOTES_WEBHOOK_SECRET"   # or webhook_secret = "whsec_..."
+    webhook_events = ["bounced", "complained"]    # default: every status
+
 An app leaves out what the environment settings give (MAILROOM_MAIL_FROM,
 MAILROOM_PUBLIC_BASE_URL, MAILROOM_SUPPORT_EMAIL, MAILROOM_LINK_PATH_*...).
 """
 
+import os
 import re
 import tomllib
 from email.utils import parseaddr
@@ -34,6 +40,7 @@ from domain.addresses import normalize_address
 from domain.apps import APP_ID_RULE, App, Directory, is_app_id, link_path_problem
 from domain.errors import ConfigError
 from domain.vocabulary import Purpose
+from domain.webhooks import Webhook, decode_secret, events_problem, url_problem
 from workers.dkim_config import DkimEntry, dkim_for
 
 SETTING = "MAILROOM_APPS_FILE"
@@ -76,6 +83,33 @@ class _AppEntry(BaseModel):
     links: _Links = _Links()
     # --- DKIM (workers/dkim_config.py) ---
     dkim: DkimEntry | None = None
+    # --- webhooks (domain/webhooks.py) ---
+    webhook_url: str | None = None
+    webhook_secret: str | None = Field(None, repr=False)
+    #: The environment variable holding the secret, so the file need not.
+    webhook_secret_env: str | None = None
+    webhook_events: list[str] | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value):
+        if value is not None and (problem := url_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value):
+        if value is not None:
+            decode_secret(value)  # its ValueError never quotes the value
+        return value
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _webhook_events(cls, values):
+        if values is not None and (problem := events_problem(values)):
+            raise ValueError(problem)
+        return values
 
     @field_validator("api_key_sha256")
     @classmethod
@@ -148,12 +182,38 @@ def _app(app_id: str, entry: _AppEntry, settings, read_keys: bool = True) -> App
         link_paths={**setting_link_paths(settings), **entry.links.given()},
         # --- DKIM ---
         dkim=_dkim(where, entry, address, settings, read_keys),
+        # --- webhooks ---
+        webhook=_webhook(where, entry),
     )
 
 
 def _dkim(where: str, entry: _AppEntry, sender: str, settings, read_keys: bool):
     beside = settings.apps_file.parent if settings.apps_file is not None else None
     return dkim_for(where, entry.dkim, sender, beside, read_keys=read_keys)
+
+
+def _webhook(where: str, entry: _AppEntry) -> Webhook | None:
+    secret, variable = entry.webhook_secret, entry.webhook_secret_env
+    if entry.webhook_url is None:
+        if secret is not None or variable is not None or entry.webhook_events is not None:
+            raise ConfigError(SETTING, f"{where}: webhook settings without webhook_url")
+        return None
+    if (secret is None) == (variable is None):
+        raise ConfigError(
+            SETTING, f"{where}: webhook_url needs exactly one of webhook_secret, webhook_secret_env"
+        )
+    if variable is not None:
+        secret = os.environ.get(variable, "")
+        if not secret:
+            raise ConfigError(
+                SETTING, f"{where}.webhook_secret_env: environment variable {variable} is not set"
+            )
+        try:
+            decode_secret(secret)
+        except ValueError as exc:
+            raise ConfigError(SETTING, f"{where}.webhook_secret_env: {variable} {exc}") from None
+    events = frozenset(entry.webhook_events) if entry.webhook_events is not None else None
+    return Webhook(url=entry.webhook_url, secret=decode_secret(secret), events=events)
 
 
 def load_directory(settings, *, read_keys: bool = True) -> Directory:

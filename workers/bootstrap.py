@@ -8,7 +8,7 @@ Nothing here runs at import.
 import dramatiq
 
 from domain.flows import FlowPolicy
-from workers import delivery, embedded, intake, metrics_host
+from workers import delivery, embedded, intake, metrics_host, webhooks
 from workers.actors import Dispatcher, declare
 from workers.apps import load_directory
 from workers.broker import make_broker
@@ -27,6 +27,7 @@ from workers.settings import Settings
 from workers.sweeper import Sweeper
 from workers.transports import make_transport
 from workers.transports.base import Transport
+from workers.webhook_relay import WebhookRelay
 
 
 def peppers_for(settings: Settings) -> dict[str, bytes]:
@@ -103,6 +104,7 @@ def build_runtime(
         Background(
             # Stopped in this order: intake first, then the mail in hand.
             lambda: [
+                *_webhook_relays(rt),
                 IngressBridge(
                     redis_url,
                     lambda batch: intake.accept_batch(rt, batch),
@@ -121,6 +123,21 @@ def build_runtime(
         )
     )
     return rt
+
+
+def _webhook_relays(rt: Runtime) -> list[WebhookRelay]:
+    """The relay to the apps' webhooks, when at least one app has one.  First, so
+    its group exists before this process publishes an outcome."""
+    if not any(app.webhook for app in rt.apps.apps.values()):
+        return []
+    return [
+        WebhookRelay(
+            rt.redis_url,
+            rt.apps,
+            rt.claimant,
+            lambda app, webhook_id, body: webhooks.enqueue(rt.broker, app, webhook_id, body),
+        )
+    ]
 
 
 def install(rt: Runtime) -> Runtime:

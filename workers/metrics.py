@@ -81,3 +81,13 @@ CIRCUIT_OPEN = Gauge(
     ["transport"],
     multiprocess_mode="livemax",
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "mailroom_webhook_attempts_total",
+    "Attempts at apps' webhooks, by outcome: sent, retrying, gone (410), dead_lettered.",
+    ["app", "outcome"],
+)
+WEBHOOKS_RELAYED = Counter(
+    "mailroom_webhooks_relayed_total",
+    "Outcomes taken from mailroom:outcomes and queued for an app's webhook.",
+    ["app"],
+)

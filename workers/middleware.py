@@ -12,7 +12,7 @@ from typing import Protocol
 from dramatiq.middleware import Middleware
 
 from domain.vocabulary import Reason
-from workers import delivery, intake
+from workers import delivery, intake, webhooks
 from workers.actors import DELIVER
 from workers.logs import get_logger
 from workers.runtime import Runtime
@@ -32,7 +32,9 @@ class DeadLetters(Middleware):
         exception = getattr(message, "_exception", None)
         error = f"{type(exception).__name__}: {exception}" if exception else "retries exhausted"
         try:
-            if message.actor_name == DELIVER:
+            if message.actor_name == webhooks.SEND_WEBHOOK:
+                webhooks.dead_letter_unsent(self.rt, *message.args, error=error)
+            elif message.actor_name == DELIVER:
                 delivery.dead_letter_exhausted(self.rt, uuid.UUID(message.args[0]), error)
             else:
                 raw = message.args[0] if message.args else message.encode().decode()

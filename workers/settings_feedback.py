@@ -69,6 +69,16 @@ class FeedbackSettings(BaseModel):
         env="MAILROOM_WEBHOOK_ATTEMPTS",
         doc="Attempts at a webhook, with exponential back-off, before it is dead-lettered.",
     )
+    webhook_min_backoff: PositiveFloat = setting(
+        5.0,
+        env="MAILROOM_WEBHOOK_MIN_BACKOFF",
+        doc="Seconds before a webhook's second attempt; each wait doubles, with jitter.",
+    )
+    webhook_max_backoff: PositiveFloat = setting(
+        3600.0,
+        env="MAILROOM_WEBHOOK_MAX_BACKOFF",
+        doc="Longest wait between a webhook's attempts, seconds.",
+    )
 
     @property
     def sns_topics(self) -> frozenset[str]:

@@ -318,6 +318,9 @@ def compose_mailroom_services() -> dict[str, dict]:
     }
 
 
+UNITS = ("mailroom-worker.service", "mailroom-api.service", "mailroom-bounces.service")
+
+
 def test_every_process_runs_a_real_mailroom_command():
     found = {}
     for name, service in compose_mailroom_services().items():
@@ -325,7 +328,7 @@ def test_every_process_runs_a_real_mailroom_command():
     for component, pod in workloads().items():
         for container in pod["spec"]["containers"]:
             found[f"k8s {component}"] = container["command"] + container.get("args", [])
-    for unit in ("mailroom-worker.service", "mailroom-api.service"):
+    for unit in UNITS:
         service = systemd(unit)["Service"]
         for key in ("ExecStartPre", "ExecStart"):
             if key in service:
@@ -340,6 +343,7 @@ def test_every_process_runs_a_real_mailroom_command():
     assert roles["k8s web"] == "serve"
     assert roles["mailroom-worker.service ExecStart"] == "worker"
     assert roles["mailroom-api.service ExecStart"] == "serve"
+    assert roles["mailroom-bounces.service ExecStart"] == "bounces serve"
 
 
 def test_compose_sets_only_real_settings_and_they_load():
@@ -556,7 +560,7 @@ def test_only_mailroom_and_producers_reach_redis_and_only_mailroom_reaches_postg
 # systemd
 
 
-@pytest.mark.parametrize("unit", ["mailroom-worker.service", "mailroom-api.service"])
+@pytest.mark.parametrize("unit", UNITS)
 def test_units_signal_the_main_process_restart_always_and_can_write_what_they_need(unit):
     service = systemd(unit)["Service"]
     assert service["KillMode"] == "mixed" and service["Restart"] == "always"

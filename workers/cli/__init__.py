@@ -15,6 +15,7 @@ import sqlalchemy.exc
 from domain.errors import ConfigError
 from workers.cli import (  # noqa: F401 (each module adds its commands to the group)
     apikeys,
+    bounces,
     database,
     dkim,
     emails,
@@ -29,6 +30,7 @@ from workers.cli import (  # noqa: F401 (each module adds its commands to the gr
     schema,
     status,
     suppression,
+    webhooks,
 )
 from workers.cli.base import EXIT_CONFIG, EXIT_FAILED, EXIT_UNREACHABLE, cli
 

@@ -264,3 +264,27 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class FailedWebhook(Base):
+    """Webhooks given up on (every attempt failed), and whether an admin sent them again."""
+
+    __tablename__ = "failed_webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    #: The ``webhook-id`` every attempt carried (``msg_<stream entry id>``).
+    webhook_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    #: The JSON body, exactly as signed.
+    payload: Mapped[str] = mapped_column(Text)
+    #: The last attempt's HTTP status; None: no answer (timeout, refused).
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    #: dead | replayed
+    status: Mapped[str] = mapped_column(String(16), default="dead")
+    replayed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_failed_webhooks_status_created", "status", "created_at"),)
