@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from domain import suppression
 from domain.addresses import address_key, mask_address
 from domain.apps import App
 from domain.policy import CODE_LENGTH, MAX_CODE_TTL, NOTICE_DELIVERY_WINDOW, RATE_LIMIT_SENDS
@@ -74,10 +75,15 @@ class SendFacts:
 
     recent_sends: int
     address_locked: bool = False
+    #: The strongest suppression of the recipient for the app (its place in
+    #: ``domain.suppression.PRECEDENCE``), if any.
+    suppressed_for: int | None = None
 
 
 def gate(spec: EmailSpec, facts: SendFacts) -> Suppressed | None:
     """None to send; otherwise why the mail is suppressed (recorded, not an error)."""
+    if (suppressed := suppression.blocking(facts.suppressed_for, kind=spec.kind)) is not None:
+        return suppressed
     if spec.challenge is not None and facts.address_locked:
         return Suppressed.LOCKED
     if facts.recent_sends >= RATE_LIMIT_SENDS:

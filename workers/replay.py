@@ -13,13 +13,13 @@ mail for good, a recipient at the rate limit or cooling down.
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import redis
 
 from domain.addresses import address_key
-from domain.flows import ChallengeSpec, EmailSpec, SendFacts, gate
+from domain.flows import ChallengeSpec, EmailSpec, gate
 from domain.policy import RATE_LIMIT_WINDOW
 from domain.replays import ReplayLimits, delivery_window, kind_of, skip_reason
 from domain.vocabulary import DeadLetterStatus, Purpose
@@ -134,7 +134,7 @@ def _gate(conn, row, now: datetime, planned: Counter | None) -> str | None:
     spec = EmailSpec(row.kind, row.recipient, "", now, {}, challenge=challenge)
     facts = outbox.send_facts(conn, row.app, spec, now - RATE_LIMIT_WINDOW, now)
     extra = planned[_planned_key(row)] if planned is not None else 0
-    return gate(spec, SendFacts(facts.recent_sends + extra, facts.address_locked))
+    return gate(spec, replace(facts, recent_sends=facts.recent_sends + extra))
 
 
 def replay(

@@ -16,7 +16,7 @@ from tests.conftest import make_event, reset
 from tests.mail import code_in
 from tests.servers import wait_until
 from workers import feedback
-from workers.store.tables import Email, SuppressionRow
+from workers.store.tables import Email, EventRow, SuppressionRow
 from workers.verification import Verifier
 
 STREAM = "mailroom:outcomes"
@@ -78,8 +78,11 @@ def test_a_hard_bounce_suppresses_the_address_for_every_app(mailroom, smtp_sink)
     assert failed.value.code == Verdict.UNDELIVERABLE
 
     # Nothing more goes to it, from any app.
-    later = send(mailroom, make_event(data={"email": "ada@example.com"}, source="other"))
-    assert (later.status, later.suppressed_reason) == ("suppressed", "bounced")
+    other = make_event(data={"email": "ada@example.com"}, source="other")
+    later = send(mailroom, other)
+    assert (later.status, later.suppressed_reason, later.attempts) == ("suppressed", "bounced", 0)
+    [event] = mailroom.rows(EventRow, EventRow.id == uuid.UUID(other["id"]))
+    assert event.outcome == "suppressed:bounced"
     wait_until(lambda: outcomes(mailroom, later) == [("suppressed", "bounced")], 5, what="told")
     assert len(smtp_sink.messages) == 1
 

@@ -10,7 +10,7 @@ from tests.conftest import make_event
 from tests.mail import parts, secrets_in
 from tests.unit.conftest import BASE_URL, TOKEN_SECRET, RecordingTransport
 from workers import delivery, intake
-from workers.store.tables import Challenge, Email, FailedEmail
+from workers.store.tables import Challenge, Email, EventRow, FailedEmail
 
 
 class FlakyTransport(RecordingTransport):
@@ -238,12 +238,15 @@ def test_a_transient_failure_is_retried_past_30_attempts_until_the_deadline(unit
 
 
 def test_a_suppressed_address_gets_only_what_its_suppression_lets_through(unit):
-    """On SQLite too: the claim itself says why the recipient gets nothing."""
+    """On SQLite too: intake sees the suppression, and so does the claim of mail
+    taken in before it."""
     from domain.suppression import ALL_APPS, Suppression
     from domain.vocabulary import Suppressed
     from tests.conftest import reset
     from workers.store import suppressions
 
+    before = make_event("login.code_requested", {"email": "ada@example.com", "user_id": "u1"})
+    accept(unit, before)  # queued; the suppression comes before its attempt
     now = unit.rt.clock()
     with unit.rt.engine.begin() as conn:
         for scope, reason, until in [
@@ -261,9 +264,15 @@ def test_a_suppressed_address_gets_only_what_its_suppression_lets_through(unit):
     unit.drain()
 
     assert [m["Subject"] for m in unit.transport.sent] == ["Reset your Notes password"]
-    outcome = {(e.kind, e.app): (e.status, e.suppressed_reason) for e in unit.rows(Email)}
-    assert outcome == {
-        ("signup", "notes"): ("suppressed", "complained"),
-        ("password_reset", "notes"): ("sent", None),
-        ("signup", "other"): ("suppressed", "manual"),
+    outcome = {
+        (e.kind, e.app): (e.status, e.suppressed_reason, e.attempts) for e in unit.rows(Email)
     }
+    assert outcome == {
+        ("login", "notes"): ("suppressed", "complained", 1),  # as its attempt began
+        ("signup", "notes"): ("suppressed", "complained", 0),  # at intake
+        ("password_reset", "notes"): ("sent", None, 1),
+        ("signup", "other"): ("suppressed", "manual", 0),
+    }
+    events = {e.type + ":" + e.source: e.outcome for e in unit.rows(EventRow)}
+    assert events["user.signup_requested:notes"] == "suppressed:complained"
+    assert events["user.signup_requested:other"] == "suppressed:manual"

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, te
 from domain.addresses import address_key
 from domain.flows import EmailSpec, SendFacts
 from domain.vocabulary import EmailStatus, Suppressed
-from workers.store import guards, sql
+from workers.store import guards, sql, suppressions
 from workers.store.tables import Email
 
 EMAILS = Email.__table__
@@ -58,27 +58,36 @@ _RECENT = (
     )
     .scalar_subquery()
 )
-_FACTS = select(_RECENT)
-_FACTS_WITH_GUARD = select(_RECENT, guards.LOCKED_UNTIL.scalar_subquery())
+_SUPPRESSED_FOR = suppressions.strongest(
+    bindparam("b_recipient"), bindparam("b_app"), bindparam("b_now")
+)
+_FACTS = select(_RECENT, _SUPPRESSED_FOR)
+_FACTS_WITH_GUARD = select(_RECENT, _SUPPRESSED_FOR, guards.LOCKED_UNTIL.scalar_subquery())
 
 
 def send_facts(
     conn: Connection, app: str, spec: EmailSpec, since: datetime, now: datetime
 ) -> SendFacts:
     """What the gate needs to know, in one round trip: the mails that count
-    against the rate limit, and whether the address the secret would go to is
-    cooling down."""
+    against the rate limit, whether the recipient is suppressed, and whether
+    the address the secret would go to is cooling down."""
     parameters = {
         "b_app": app,
         "b_recipient": address_key(spec.recipient),
         "b_kind": spec.kind,
         "b_since": since,
+        "b_now": now,
     }
     if spec.challenge is None:
-        return SendFacts(recent_sends=conn.execute(_FACTS, parameters).scalar_one())
+        count, suppressed_for = conn.execute(_FACTS, parameters).one()
+        return SendFacts(recent_sends=count, suppressed_for=suppressed_for)
     parameters.update(b_purpose=spec.challenge.purpose, b_target=address_key(spec.challenge.target))
-    count, locked_until = conn.execute(_FACTS_WITH_GUARD, parameters).one()
-    return SendFacts(recent_sends=count, address_locked=bool(locked_until and locked_until > now))
+    count, suppressed_for, locked_until = conn.execute(_FACTS_WITH_GUARD, parameters).one()
+    return SendFacts(
+        recent_sends=count,
+        suppressed_for=suppressed_for,
+        address_locked=bool(locked_until and locked_until > now),
+    )
 
 
 _INSERT = insert(EMAILS)

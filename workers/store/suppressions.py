@@ -7,12 +7,13 @@ from sqlalchemy import Connection, Row, case, delete, func, literal, or_, select
 
 from domain.suppression import ALL_APPS, NOT_SENT, PRECEDENCE, UNDELIVERED, Suppression
 from domain.vocabulary import EmailStatus, Feedback
-from workers.store.outbox import EMAILS, E
 from workers.store.sql import insert
-from workers.store.tables import SuppressionRow
+from workers.store.tables import Email, SuppressionRow
 
 SUPPRESSIONS = SuppressionRow.__table__
 S = SUPPRESSIONS.c
+EMAILS = Email.__table__
+E = EMAILS.c
 
 
 def _live(now):
@@ -22,18 +23,23 @@ def _live(now):
 _RANKED = case(*((S.reason == reason, rank) for rank, reason in enumerate(PRECEDENCE)))
 
 
-def strongest_for_email(now):
-    """A scalar subquery over the emails row at hand: the strongest reason its
-    recipient is suppressed for, for its app, at ``now``, as its place in
-    ``domain.suppression.PRECEDENCE``; NULL when none.  The claim returns it
-    with the row, so the check costs no statement of its own."""
+def strongest(address_key, app, now):
+    """A scalar subquery: the strongest reason ``address_key`` is suppressed for,
+    for ``app``, at ``now`` (SQL expressions), as its place in
+    ``domain.suppression.PRECEDENCE``; NULL when none.  Asked beside what a
+    statement reads anyway, it costs no round trip of its own."""
     return (
         select(func.min(_RANKED))
-        .where(S.address_key == E.recipient_key, S.scope.in_([literal(ALL_APPS), E.app]))
+        .where(S.address_key == address_key, S.scope.in_([literal(ALL_APPS), app]))
         .where(_live(now))
-        .correlate(EMAILS)
         .scalar_subquery()
     )
+
+
+def strongest_for_email(now):
+    """``strongest`` for the recipient and app of the emails row at hand (the
+    claim returns it with the row)."""
+    return strongest(E.recipient_key, E.app, now).correlate(EMAILS)
 
 
 def put(
