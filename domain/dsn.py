@@ -26,7 +26,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from domain import verp
-from domain.feedback import Report, Source
+from domain.feedback import COMPLAINTS, Report, Source
 from domain.vocabulary import Feedback
 
 #: Longest ``detail`` kept (status and diagnostic), in characters.
@@ -40,9 +40,6 @@ FEEDBACK_TYPE = "message/feedback-report"
 RETURNED_TYPES = (
     "message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers",
 )  # fmt: skip
-#: Feedback types that are a complaint about the mail; ``not-spam``, ``virus``
-#: and ``auth-failure`` (RFC 6591) are not.
-COMPLAINTS = ("abuse", "fraud", "other")
 
 #: An enhanced status code (RFC 3463): class, subject, detail.
 _STATUS = re.compile(r"([245])\.\d{1,3}\.\d{1,3}")
@@ -169,17 +166,19 @@ def _status_reports(
                 at=at,
             )
         )
+    if not reports and any(block.get("action", "").lower() == "delayed" for block in blocks):
+        return reports, "a delay warning (the relay is still trying)"
     return reports, "malformed report (no recipient with a known action)"
 
 
 def _verdict(action: str, status: str | None) -> tuple[Feedback, str | None] | None:
+    """What a recipient block says; None for ``delayed`` (a warning: the relay
+    still tries, and the mail may yet arrive) and actions it does not know."""
     if action == "failed":
         if status is None:
             return Feedback.SOFT_BOUNCED, "undetermined"
         if status.startswith("5"):
             return Feedback.BOUNCED, "permanent"
-        return Feedback.SOFT_BOUNCED, "transient"
-    if action == "delayed":
         return Feedback.SOFT_BOUNCED, "transient"
     if action in ("delivered", "relayed", "expanded"):
         return Feedback.DELIVERED, None

@@ -9,6 +9,10 @@ from enum import StrEnum
 
 from domain.vocabulary import Feedback
 
+#: Feedback types (RFC 5965, SES's ``complaintFeedbackType``) that are a
+#: complaint about the mail; ``not-spam``, ``virus`` and ``auth-failure`` are not.
+COMPLAINTS = ("abuse", "fraud", "other")
+
 
 class Source(StrEnum):
     """What reported it (``suppressions.source``)."""

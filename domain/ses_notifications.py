@@ -10,10 +10,10 @@ say nothing mailroom acts on.
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parseaddr
 
-from domain.feedback import Report, Source
+from domain.feedback import COMPLAINTS, Report, Source
 from domain.sns import Refused
 from domain.vocabulary import Feedback
 
@@ -69,7 +69,10 @@ def read(message: str) -> Notification:
 
 def _at(part: dict) -> datetime | None:
     stamp = part.get("timestamp")
-    return datetime.fromisoformat(stamp) if stamp else None
+    if not stamp:
+        return None
+    at = datetime.fromisoformat(stamp)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SES writes UTC
 
 
 def _address(value: str) -> str:
@@ -103,6 +106,8 @@ def _bounce(part: dict, provider_id: str):
 
 def _complaint(part: dict, provider_id: str):
     reason = part.get("complaintFeedbackType") or DEFAULT_COMPLAINT
+    if reason not in COMPLAINTS:  # not-spam, virus, auth-failure: no one complained
+        return
     for recipient in _listed(part, "complainedRecipients"):
         yield Report(
             Feedback.COMPLAINED, Source.SES, provider_id=provider_id,

@@ -98,6 +98,19 @@ def check_topic(message: dict[str, str], topics: frozenset[str]) -> None:
         raise Refused("topic not allowed" if topics else "MAILROOM_SNS_TOPIC_ARNS is unset")
 
 
+#: The path of every SNS signing certificate; another is not SNS's, and a fetch
+#: of each new one would cost a request to the certificate host.
+CERT_PATH = re.compile(r"/SimpleNotificationService-[0-9a-f]+\.pem")
+
+
+def check_cert_url(url: str, hosts: str) -> None:
+    """``url`` is where SNS keeps a signing certificate, on an allowed host."""
+    check_url(url, hosts, "SigningCertURL")
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or not CERT_PATH.fullmatch(parts.path):
+        raise Refused("SigningCertURL is not an SNS certificate's")
+
+
 def check_url(url: str, hosts: str, what: str) -> None:
     """``url`` is HTTPS to a host ``hosts`` (a regular expression) matches whole."""
     try:

@@ -17,8 +17,13 @@ TOPIC = "arn:aws:sns:eu-west-1:123456789012:mailroom-ses"
 _HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 
 
+#: The test certificate's path, of the shape SNS's have.
+CERT_PATH = "/SimpleNotificationService-0123456789abcdef.pem"
+CERT_URL = f"https://sns.eu-west-1.amazonaws.com{CERT_PATH}"
+
+
 class Signer:
-    def __init__(self, cert_url: str = "https://sns.eu-west-1.amazonaws.com/cert.pem") -> None:
+    def __init__(self, cert_url: str = CERT_URL) -> None:
         self.cert_url = cert_url
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         now = dt.datetime.now(dt.UTC)

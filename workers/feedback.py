@@ -8,7 +8,7 @@ apps on the outcome stream.
 
 from dataclasses import dataclass
 
-from domain.addresses import address_key
+from domain.addresses import address_key, normalize_address
 from domain.feedback import Report
 from domain.suppression import SOFT_BOUNCE_WINDOW, Suppression, after_feedback
 from domain.vocabulary import Feedback
@@ -73,6 +73,15 @@ def record(rt: Runtime, report: Report) -> Recorded | None:
     return Recorded(str(email.id), fresh, suppression)
 
 
+def _key(address: str) -> str | None:
+    """The address as emails keep it: a report names an international domain in
+    its ASCII form (``xn--...``) where mailroom keeps its Unicode one."""
+    try:
+        return address_key(normalize_address(address))
+    except ValueError:
+        return None
+
+
 def _email_of(conn, report: Report):
     email = None
     if report.email_id is not None:
@@ -81,11 +90,7 @@ def _email_of(conn, report: Report):
         email = suppressions.email_by_provider_id(conn, report.provider_id)
     if email is not None and email.sent_at is None:
         email = None  # only mail handed over can bounce: a report of another is forged
-    if (
-        email is not None
-        and report.recipient
-        and address_key(report.recipient) != email.recipient_key
-    ):
+    if email is not None and report.recipient and _key(report.recipient) != email.recipient_key:
         email = None
     if email is None:
         metrics.REPORTS_UNMATCHED.labels(report.source).inc()

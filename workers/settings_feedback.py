@@ -12,8 +12,9 @@ def setting(default=None, *, env: str, doc: str):
     return Field(default, validation_alias=env, description=doc)
 
 
-#: Where Amazon SNS serves its signing certificates (``sns.<region>.amazonaws.com``).
-SNS_CERT_HOSTS = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+#: Where Amazon SNS serves its signing certificates (``sns.<region>.amazonaws.com``):
+#: a region's shape only, since ``sns.s3.amazonaws.com`` is anyone's S3 bucket ``sns``.
+SNS_CERT_HOSTS = r"sns\.[a-z]{2}(-[a-z]+)+-\d\.amazonaws\.com(\.cn)?"
 
 
 class FeedbackSettings(BaseModel):

@@ -109,7 +109,7 @@ class Verifier:
         """The message in ``body``, once trusted; raises ``Refused`` or ``Unreachable``."""
         message = sns.parse(body)
         sns.check_topic(message, self.topics)
-        sns.check_url(message["SigningCertURL"], self.cert_hosts, "SigningCertURL")
+        sns.check_cert_url(message["SigningCertURL"], self.cert_hosts)
         check_signature(message, self.certificates.key(message["SigningCertURL"]))
         return message
 

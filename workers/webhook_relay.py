@@ -118,6 +118,9 @@ class WebhookRelay:
                     self._failed(exc)
             except redis.RedisError as exc:
                 self._failed(exc)
+            except Exception as exc:  # a bug must not end webhooks for this process's life
+                log.exception("webhook.relay_failed", error=f"{type(exc).__name__}: {exc}")
+                self._stopping.wait(PAUSE_AFTER_FAILURE)
 
     def _take_over(self, client: redis.Redis) -> None:
         """Relay what dead processes read and never acknowledged; forget them."""
@@ -150,10 +153,11 @@ class WebhookRelay:
     def _relay_one(self, entry_id: str, fields: dict) -> None:
         try:
             record = json.loads(fields[FIELD.encode()])
-        except (KeyError, ValueError):
+            target = wanted(self.directory, record)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            # Not an outcome mailroom wrote: acknowledged, or it would come back forever.
             log.warning("webhook.unreadable_outcome", entry_id=entry_id)
             return
-        target = wanted(self.directory, record)
         if target is not None:
             app_id, body = target
             # Raises with Redis down: the entry stays pending, for a take-over.

@@ -151,8 +151,10 @@ def dead_letter_unsent(rt: Runtime, app_id: str, webhook_id: str, body: str, att
     app = rt.apps.apps.get(app_id)
     url = app.webhook.url if app is not None and app.webhook is not None else ""
     dead_letter(rt, app_id, webhook_id, url, body, None, error, attempt)
+    # Its first line only: a database error's text goes on to quote the statement's
+    # parameters, the body and the URL (which may carry the receiver's token).
     log.error("webhook.dead_lettered", app=app_id, webhook_id=webhook_id, attempt=attempt,
-              status_code=None, error=error)  # fmt: skip
+              status_code=None, error=error.splitlines()[0] if error else error)  # fmt: skip
 
 
 def _count(app_id: str, outcome: str) -> None:

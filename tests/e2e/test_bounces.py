@@ -269,11 +269,11 @@ def test_over_lmtp_each_recipient_gets_its_answer(mailroom, smtp_sink, bounce_en
     event, email, mail = sign_up(mailroom, smtp_sink, "full@example.net")
     server = BounceServer(bounce_env, "--lmtp")
     try:
-        delayed = returned("postfix_delayed.eml", mail, "full@example.net")
-        assert deliver(server.port, mail.envelope_from, delayed, lmtp=True) == {}
+        full = returned("postfix_mailbox_full.eml", mail, "full@example.net")
+        assert deliver(server.port, mail.envelope_from, full, lmtp=True) == {}
         # An SMTP greeting is refused: it speaks LMTP.
         with pytest.raises(smtplib.SMTPHeloError):
-            deliver(server.port, mail.envelope_from, delayed)
+            deliver(server.port, mail.envelope_from, full)
     finally:
         code, stderr = server.stop()
     assert code == 0, stderr
@@ -325,7 +325,7 @@ def test_ingest_records_a_maildir_and_marks_what_it_handled(
     (new / "1796119201.M1P1.mx").write_bytes(bounce)
     # In cur/ but not yet seen (a mail client flagged it): read too.
     (cur / "1796119202.M2P1.mx:2,F").write_bytes(
-        returned("postfix_delayed.eml", full_mail, "full@example.net")
+        returned("postfix_mailbox_full.eml", full_mail, "full@example.net")
     )
     (new / "1796119203.M3P1.mx").write_bytes(
         returned("out_of_office.eml", gone_mail, "nobody@example.com")

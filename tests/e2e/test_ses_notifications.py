@@ -17,7 +17,7 @@ from tests.commands import MAILROOM
 from tests.conftest import make_event
 from tests.peers import Certificates, SESServer
 from tests.servers import ApiServer, free_port, wait_until
-from tests.sns_signer import TOPIC, Signer, bounce, complaint, delivery
+from tests.sns_signer import CERT_PATH, TOPIC, Signer, bounce, complaint, delivery
 from workers.outcome_stream import FIELD, STREAM
 from workers.store.tables import Email, SuppressionRow
 
@@ -38,7 +38,7 @@ class SnsHost:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's naming)
                 host.hits.append(self.path)
-                if self.path == "/cert.pem":
+                if self.path == CERT_PATH:
                     body, kind = host.signer.pem, "application/x-pem-file"
                 elif self.path.startswith("/confirm"):
                     body, kind = b"<ConfirmSubscriptionResponse/>", "text/xml"
@@ -59,7 +59,7 @@ class SnsHost:
             self.server.socket, server_side=True
         )
         self.port = self.server.server_port
-        self.signer = Signer(f"https://localhost:{self.port}/cert.pem")
+        self.signer = Signer(f"https://localhost:{self.port}{CERT_PATH}")
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
@@ -225,7 +225,7 @@ def test_a_permanent_bounce_suppresses_the_address_everywhere_once(stack, sns):
     [held] = stack.mailroom.wait_for_status("suppressed")
     assert held.suppressed_reason == "bounced"
     # One certificate fetch for both notifications.
-    assert sns.hits == ["/cert.pem"]
+    assert sns.hits == [CERT_PATH]
 
 
 def test_transient_bounces_suppress_at_the_soft_limit(stack, sns):
@@ -293,10 +293,10 @@ def test_untrusted_notifications_are_refused_and_change_nothing(stack, sns, cert
     forged = sns.signer.notification(notice)
     forged["Message"] = forged["Message"].replace("Permanent", "Transient")
     unsigned = {k: v for k, v in sns.signer.notification(notice).items() if k != "Signature"}
-    elsewhere = Signer(f"https://127.0.0.1:{sns.port}/cert.pem").notification(notice)
-    plain_http = Signer(f"http://localhost:{sns.port}/cert.pem").notification(notice)
+    elsewhere = Signer(f"https://127.0.0.1:{sns.port}{CERT_PATH}").notification(notice)
+    plain_http = Signer(f"http://localhost:{sns.port}{CERT_PATH}").notification(notice)
     other_topic = sns.signer.notification(notice, topic="arn:aws:sns:eu-west-1:666:theirs")
-    stranger = Signer(f"https://localhost:{sns.port}/cert.pem").notification(notice)
+    stranger = Signer(f"https://localhost:{sns.port}{CERT_PATH}").notification(notice)
     refused = {
         "forged": (forged, 403, "signature does not match"),
         "unsigned": (unsigned, 403, "no Signature"),
@@ -319,7 +319,7 @@ def test_untrusted_notifications_are_refused_and_change_nothing(stack, sns, cert
     assert stack.suppressions() == []
     assert stack.outcomes("bounced") == []
     # Nothing fetched from a host not allowed, or for a topic not allowed.
-    assert sns.hits == ["/cert.pem"]
+    assert sns.hits == [CERT_PATH]
     lines = [line for line in stack.log_lines() if line["event"] == "ses.notification_refused"]
     assert [line["reason"] for line in lines] == [reason for _, _, reason in refused.values()]
     assert all(line["level"] == "warning" for line in lines)
@@ -387,7 +387,7 @@ def test_an_unreachable_certificate_answers_503(make_mailroom, sns, certificates
     mailroom = make_mailroom(start_worker=False, **settings)
     api = ApiServer(mailroom.rt)
     try:
-        missing = Signer(f"https://localhost:{sns.port}/missing.pem")
+        missing = Signer(f"https://localhost:{sns.port}/SimpleNotificationService-000000.pem")
         notice = missing.notification(bounce("0100018f-any", "ada@example.com"))
         answer = post(api, notice)
         assert (answer.status_code, answer.json()) == (

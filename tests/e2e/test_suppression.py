@@ -163,3 +163,26 @@ def test_the_cli_adds_lists_and_lifts_suppressions(mailroom, smtp_sink, env):
     freed = send(mailroom, make_event(data={"email": "fay@example.com"}))
     assert freed.status == "sent"
     assert code_in(smtp_sink.wait_for(1)[0])
+
+
+def test_later_reports_never_undo_a_final_one_nor_an_admins_suppression(mailroom, smtp_sink):
+    from domain.suppression import ALL_APPS, Suppression
+    from domain.vocabulary import Suppressed
+    from workers.store import suppressions as store
+
+    sent = send(mailroom, make_event(data={"email": "gus@bücher.example"}))
+    assert smtp_sink.wait_for(1)
+    with mailroom.rt.engine.begin() as conn:
+        store.put(
+            conn, "gus@bücher.example", Suppression(ALL_APPS, Suppressed.MANUAL, None),
+            source=Source.ADMIN, detail="asked us", email_id=None, now=mailroom.rt.clock(),
+        )  # fmt: skip
+    # The report names the domain in its ASCII form, as relays write it.
+    hard = bounce(sent, recipient="gus@xn--bcher-kva.example")
+    assert feedback.record(mailroom.rt, hard).fresh
+    assert suppressions(mailroom) == {("gus@bücher.example", "*"): "manual"}  # the admin's stays
+    # A delivery report arriving late does not turn the bounce back into a success.
+    late = Report(Feedback.DELIVERED, Source.DSN, email_id=sent.id)
+    assert not feedback.record(mailroom.rt, late).fresh
+    [row] = mailroom.rows(Email, Email.id == sent.id)
+    assert row.feedback == "bounced"

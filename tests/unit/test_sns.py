@@ -161,17 +161,22 @@ def test_only_allowed_topics_are_taken():
         sns.check_topic(message, frozenset())
 
 
+CERT = "/SimpleNotificationService-0f.pem"
+HOST_REFUSED = "SigningCertURL host not allowed"
+NOT_A_CERT = "SigningCertURL is not an SNS certificate's"
+
+
 @pytest.mark.parametrize(
     "url",
     [
         "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-abc.pem",
         "https://sns.us-gov-west-1.amazonaws.com/SimpleNotificationService-abc.pem",
         "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem",
-        "https://SNS.EU-WEST-1.AMAZONAWS.COM/cert.pem",
+        "https://SNS.EU-WEST-1.AMAZONAWS.COM/SimpleNotificationService-0f.pem",
     ],
 )
 def test_certificates_from_sns_hosts_are_allowed(url):
-    sns.check_url(url, SNS_CERT_HOSTS, "SigningCertURL")
+    sns.check_cert_url(url, SNS_CERT_HOSTS)
 
 
 @pytest.mark.parametrize(
@@ -198,11 +203,20 @@ def test_certificates_from_sns_hosts_are_allowed(url):
         ("https://sns.eu-west-1.amazonaws.com:x/c.pem", "SigningCertURL is not a URL"),
         ("https://[::1/c.pem", "SigningCertURL is not a URL"),
         ("/cert.pem", "SigningCertURL is not https"),
+        # Anyone's S3 bucket named "sns", in one region or another.
+        (f"https://sns.s3.amazonaws.com{CERT}", HOST_REFUSED),
+        (f"https://sns.s3-us-west-2.amazonaws.com{CERT}", HOST_REFUSED),
+        (f"https://sns.s3-external-1.amazonaws.com{CERT}", HOST_REFUSED),
+        # On the right host, anything but a certificate of SNS's: each would be one more fetch.
+        ("https://sns.eu-west-1.amazonaws.com/cert.pem", NOT_A_CERT),
+        (f"https://sns.eu-west-1.amazonaws.com{CERT}?x=1", NOT_A_CERT),
+        (f"https://sns.eu-west-1.amazonaws.com{CERT}#x", NOT_A_CERT),
+        (f"https://sns.eu-west-1.amazonaws.com/a{CERT}", NOT_A_CERT),
     ],
-)
+)  # fmt: skip
 def test_certificates_from_other_hosts_or_without_https_are_refused(url, reason):
     with pytest.raises(Refused) as caught:
-        sns.check_url(url, SNS_CERT_HOSTS, "SigningCertURL")
+        sns.check_cert_url(url, SNS_CERT_HOSTS)
     assert caught.value.reason == reason
 
 
@@ -260,6 +274,17 @@ def test_complaints_and_deliveries_read_as_reports():
     assert ses_notifications.read(json.dumps(fraud)).reports[0].reason == "fraud"
     [done] = ses_notifications.read(json.dumps(delivery("m-3", "ada@example.com"))).reports
     assert (done.feedback, done.reason, done.detail) == (Feedback.DELIVERED, None, "250 ok dirdel")
+    # A "complaint" that is no complaint: its recipient said "not spam".
+    for other in ("not-spam", "virus", "auth-failure"):
+        kind = complaint("m-2", "ada@example.com", feedback_type=other)
+        assert ses_notifications.read(json.dumps(kind)).reports == ()
+
+
+def test_a_timestamp_without_an_offset_is_utc():
+    body = delivery("m-3", "ada@example.com")
+    body["delivery"]["timestamp"] = "2024-05-02T10:00:00"
+    [done] = ses_notifications.read(json.dumps(body)).reports
+    assert done.at == datetime(2024, 5, 2, 10, 0, tzinfo=UTC)
 
 
 def test_other_kinds_are_taken_but_say_nothing():

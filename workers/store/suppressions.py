@@ -5,10 +5,14 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Row, case, delete, func, literal, or_, select, update
 
+from domain.feedback import Source
 from domain.suppression import ALL_APPS, NOT_SENT, PRECEDENCE, UNDELIVERED, Suppression
-from domain.vocabulary import EmailStatus, Feedback
+from domain.vocabulary import EmailStatus, Feedback, Suppressed
 from workers.store.sql import insert
 from workers.store.tables import Email, SuppressionRow
+
+#: Feedback after which nothing more is recorded of an email.
+FINAL_FEEDBACK = (Feedback.BOUNCED, Feedback.COMPLAINED)
 
 SUPPRESSIONS = SuppressionRow.__table__
 S = SUPPRESSIONS.c
@@ -52,7 +56,8 @@ def put(
     email_id: uuid.UUID | None,
     now: datetime,
 ) -> None:
-    """Suppress (again: the newest report and expiry win)."""
+    """Suppress (again: the newest report and expiry win, except over an admin's
+    own suppression, which only an admin changes)."""
     values = {
         "reason": suppression.reason,
         "source": source,
@@ -64,8 +69,11 @@ def put(
     statement = insert(conn, SUPPRESSIONS).values(
         address_key=address_key, scope=suppression.scope, **values
     )
+    keeps = None if source == Source.ADMIN else S.reason != Suppressed.MANUAL
     conn.execute(
-        statement.on_conflict_do_update(index_elements=[S.address_key, S.scope], set_=values)
+        statement.on_conflict_do_update(
+            index_elements=[S.address_key, S.scope], set_=values, where=keeps
+        )
     )
 
 
@@ -116,13 +124,13 @@ def note_feedback(
     conn: Connection, email_id: uuid.UUID, feedback: Feedback, detail: str | None, now: datetime
 ) -> bool:
     """Record what was said of a sent email; False if it said so already (a
-    report delivered twice) or a bounce came after a complaint (which says more)."""
+    report delivered twice), or something final was (a hard bounce, a complaint),
+    which a later, weaker report arriving out of order must not undo."""
     statement = (
         update(EMAILS)
         .where(
             E.id == email_id,
-            or_(E.feedback.is_(None), E.feedback != feedback),
-            or_(E.feedback.is_(None), E.feedback != Feedback.COMPLAINED),
+            or_(E.feedback.is_(None), E.feedback.not_in([feedback, *FINAL_FEEDBACK])),
         )
         .values(feedback=feedback, feedback_at=now, feedback_detail=detail)
     )
