@@ -1,8 +1,10 @@
 """Rows of every kind, state and age, for the retention tests on SQLite and PostgreSQL.
 
-Each scenario is one story (an event, its challenge, its emails, a dead letter)
-named by a label; ``KEPT`` says which of its rows the default retention (30 days
-for emails and events, 7 after expiry for challenges, 90 for dead letters) keeps.
+Each scenario is one story (an event, its challenge, its emails, a dead letter;
+or a suppression; or a dead webhook) named by a label; ``KEPT`` says which of its
+rows the default retention (30 days for emails and events, and for suppressions
+after expiry; 7 after expiry for challenges; 90 for dead letters and webhooks,
+30 after a replay) keeps.  A row's id is its primary key, a tuple when composite.
 """
 
 import uuid
@@ -10,13 +12,23 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select
 
-from workers.store.tables import Challenge, Email, EventRow, FailedEmail
+from workers.store.tables import (
+    Challenge,
+    Email,
+    EventRow,
+    FailedEmail,
+    FailedWebhook,
+    SuppressionRow,
+)
 
+#: In the order a purge reports them.
 TABLES = {
     "failed_emails": FailedEmail.__table__,
     "emails": Email.__table__,
     "challenges": Challenge.__table__,
     "events": EventRow.__table__,
+    "suppressions": SuppressionRow.__table__,
+    "failed_webhooks": FailedWebhook.__table__,
 }
 
 #: Labels of the rows the default retention keeps, by table.
@@ -28,6 +40,8 @@ KEPT = {
                    "recently_expired", "two_emails"},
     "events": {"dead", "just_discarded", "recent", "stuck_queued", "stuck_sending",
                "live_invite", "recently_expired", "ledger_recent", "two_emails"},
+    "suppressions": {"same_address_for_all_apps", "recently_expired", "until_lifted", "live"},
+    "failed_webhooks": {"dead_recent", "replayed_recent"},
 }  # fmt: skip
 
 
@@ -91,6 +105,28 @@ class Builder:
             .returning(TABLES["failed_emails"].c.id)
         ).scalar_one()  # fmt: skip
 
+    def suppression(
+        self, label: str, address: str, scope: str, days: float, expires: datetime | None
+    ) -> None:
+        self.ids["suppressions"][label] = (address, scope)
+        self.conn.execute(
+            insert(TABLES["suppressions"]).values(
+                address_key=address, scope=scope, reason="bounced", source="dsn",
+                created_at=self.ago(days), expires_at=expires,
+            )
+        )  # fmt: skip
+
+    def webhook(self, label: str, status: str, days: float, **replayed) -> None:
+        self.ids["failed_webhooks"][label] = self.conn.execute(
+            insert(TABLES["failed_webhooks"])
+            .values(
+                app="notes", webhook_id=f"msg_{label}", url="https://notes.example.com/hook",
+                payload="{}", last_status=500, last_error="HTTP 500", attempts=8,
+                status=status, created_at=self.ago(days), **replayed,
+            )
+            .returning(TABLES["failed_webhooks"].c.id)
+        ).scalar_one()  # fmt: skip
+
     def story(
         self, label: str, days: float, status: str, *, expires_in: float | None = 0.01, **ended
     ) -> tuple:
@@ -133,6 +169,18 @@ def build(conn: Connection, now: datetime) -> dict[str, dict[str, object]]:
     # A replayed copy of an old mail keeps the challenge and event they share.
     event_id, challenge_id, _ = b.story("two_emails", 40, "sent")
     b.email("two_emails_replay", event_id, challenge_id, "sent", 10)
+
+    # One address, two scopes: only the expired one of the pair goes.
+    b.suppression("expired_long_ago", "gone@example.com", "notes", 70, b.ago(40))
+    b.suppression("same_address_for_all_apps", "gone@example.com", "*", 70, None)
+    b.suppression("recently_expired", "lapsed@example.com", "notes", 70, b.ago(5))
+    b.suppression("until_lifted", "blocked@example.com", "*", 400, None)
+    b.suppression("live", "cooling@example.com", "notes", 100, b.ago(-5))
+
+    b.webhook("dead_old", "dead", 100)
+    b.webhook("dead_recent", "dead", 40)
+    b.webhook("replayed_old", "replayed", 40, replayed_at=b.ago(35))
+    b.webhook("replayed_recent", "replayed", 40, replayed_at=b.ago(2))
     return b.ids
 
 
@@ -140,7 +188,9 @@ def remaining(conn: Connection, ids: dict[str, dict[str, object]]) -> dict[str, 
     """The labels whose rows are still there, by table."""
     left = {}
     for name, table in TABLES.items():
-        present = set(conn.scalars(select(table.c.id)))
+        keys = list(table.primary_key.columns)
+        rows = conn.execute(select(*keys))
+        present = {row[0] if len(keys) == 1 else tuple(row) for row in rows}
         left[name] = {label for label, row_id in ids[name].items() if row_id in present}
     return left
 

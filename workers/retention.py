@@ -34,12 +34,13 @@ log = get_logger("mailroom.retention")
 class Retention:
     """Days each kind of row is kept; 0 keeps it forever."""
 
-    #: Finished emails, and dead letters once replayed or discarded.
+    #: Finished emails; dead letters and dead webhooks once replayed or discarded;
+    #: suppressions after expiry.
     emails: int = 30
     events: int = 30
     #: After expiry.
     challenges: int = 7
-    #: Dead letters nobody dealt with.
+    #: Dead letters and dead webhooks nobody dealt with.
     dead_letters: int = 90
 
     @classmethod

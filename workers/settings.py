@@ -238,8 +238,8 @@ class Settings(FeedbackSettings):
     retain_emails_days: int = _setting(
         30,
         env="MAILROOM_RETAIN_EMAILS_DAYS",
-        doc="Days a finished email (sent, suppressed, failed) is kept after it was queued, "
-        "and a dead letter after it was replayed or discarded; `0` keeps them forever.",
+        doc="Days a finished email is kept after it was queued, a dead letter or webhook after "
+        "its replay or discard, a suppression after it expired; `0` keeps them forever.",
     )
     retain_events_days: int = _setting(
         30,
@@ -257,8 +257,8 @@ class Settings(FeedbackSettings):
     retain_dead_letters_days: int = _setting(
         90,
         env="MAILROOM_RETAIN_DEAD_LETTERS_DAYS",
-        doc="Days a dead letter nobody replayed or discarded is kept; `0` keeps it until "
-        "someone does.",
+        doc="Days a dead letter or dead webhook nobody replayed or discarded is kept; `0` keeps "
+        "it until someone does.",
     )
     outcomes_maxlen: NonNegativeInt = _setting(
         100_000, env="MAILROOM_OUTCOMES_MAXLEN", doc="Outcomes the stream keeps, about; `0`: off."

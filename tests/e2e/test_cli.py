@@ -313,6 +313,14 @@ def test_purge_counts_then_removes_what_retention_lets_go(env):
         ids = aged_rows.build(conn, datetime.now(UTC))
     everything = {name: set(ids[name]) for name in ids}
     expected = aged_rows.gone_counts(ids)
+    assert expected == {
+        "failed_emails": 4,
+        "emails": 8,
+        "challenges": 4,
+        "events": 6,
+        "suppressions": 1,
+        "failed_webhooks": 2,
+    }
 
     def left():
         with engine.connect() as conn:
@@ -342,11 +350,13 @@ def test_purge_counts_then_removes_what_retention_lets_go(env):
         done = run(env, "purge")
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [
-            "TABLE          REMOVED",
-            f"failed_emails  {expected['failed_emails']}",
-            f"emails         {expected['emails']}",
-            f"challenges     {expected['challenges']}",
-            f"events         {expected['events']}",
+            "TABLE            REMOVED",
+            f"failed_emails    {expected['failed_emails']}",
+            f"emails           {expected['emails']}",
+            f"challenges       {expected['challenges']}",
+            f"events           {expected['events']}",
+            f"suppressions     {expected['suppressions']}",
+            f"failed_webhooks  {expected['failed_webhooks']}",
         ]
         assert left() == aged_rows.KEPT
         again = run(env, "purge", "--json")

@@ -37,7 +37,14 @@ def left(unit, ids) -> dict[str, set[str]]:
 def test_the_default_retention_removes_exactly_what_it_should(unit, aged):
     now, ids = aged
     expected = aged_rows.gone_counts(ids)
-    assert expected == {"failed_emails": 4, "emails": 8, "challenges": 4, "events": 6}
+    assert expected == {
+        "failed_emails": 4,
+        "emails": 8,
+        "challenges": 4,
+        "events": 6,
+        "suppressions": 1,
+        "failed_webhooks": 2,
+    }
 
     assert preview(unit.rt.engine, now, Retention()) == expected
     assert left(unit, ids) == {name: set(ids[name]) for name in ids}  # the count deleted nothing
@@ -77,6 +84,24 @@ def test_emails_kept_forever_keep_their_challenges_and_events(unit, aged):
         "ancient_dead",
         "invalid_ancient",
     }
+    # Expired suppressions follow the emails too; dead webhooks as dead letters.
+    assert remaining["suppressions"] == set(ids["suppressions"])
+    assert set(ids["failed_webhooks"]) - remaining["failed_webhooks"] == {"dead_old"}
+
+
+def test_suppressions_go_by_expiry_and_webhooks_by_replay_or_filing(unit, aged):
+    now, ids = aged
+    retention = Retention(emails=1, dead_letters=0)
+    counts = preview(unit.rt.engine, now, retention)
+    assert purge(unit.rt.engine, now, retention) == counts
+    remaining = left(unit, ids)
+    # Expired a day ago or more; neither the live one, created long ago, nor one
+    # until lifted, nor the same address's other scope.
+    assert remaining["suppressions"] == {"same_address_for_all_apps", "until_lifted", "live"}
+    # Replayed a day ago or more; dead ones wait for someone, kept forever.
+    assert remaining["failed_webhooks"] == {"dead_old", "dead_recent"}
+    assert counts["suppressions"] == 2
+    assert counts["failed_webhooks"] == 2
 
 
 def test_stopping_before_the_first_batch_removes_nothing(unit, aged):
@@ -104,7 +129,7 @@ def test_mail_from_the_pipeline_goes_once_old_and_done(unit):
     assert purge(unit.rt.engine, soon, Retention()) == NOTHING
     later = unit.rt.clock() + timedelta(days=31)
     removed = purge(unit.rt.engine, later, Retention())
-    assert removed == {"failed_emails": 0, "emails": 1, "challenges": 1, "events": 1}
+    assert removed == {**NOTHING, "emails": 1, "challenges": 1, "events": 1}
     [queued] = unit.rows(Email)
     assert queued.status == "queued"
     assert [c.id for c in unit.rows(Challenge)] == [queued.challenge_id]
@@ -164,10 +189,22 @@ def test_the_command_counts_then_purges_on_sqlite(unit, aged):
     done = runner.invoke(cli, ["purge", "--events-days", "365"], env=env)
     assert done.exit_code == 0, done.output
     assert done.output.splitlines() == [
-        "TABLE          REMOVED",
-        "failed_emails  4",
-        "emails         8",
-        "challenges     4",
-        "events         0",
+        "TABLE            REMOVED",
+        "failed_emails    4",
+        "emails           8",
+        "challenges       4",
+        "events           0",
+        "suppressions     1",
+        "failed_webhooks  2",
     ]
     assert runner.invoke(cli, ["purge", "--emails-days", "-1"], env=env).exit_code == 2
+
+    # The recently expired suppression is still there to be listed.
+    listed = runner.invoke(cli, ["suppression", "list", "--all", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert sorted((r["address"], r["app"], r["live"]) for r in json.loads(listed.output)) == [
+        ("blocked@example.com", "*", True),
+        ("cooling@example.com", "notes", True),
+        ("gone@example.com", "*", True),
+        ("lapsed@example.com", "notes", False),
+    ]

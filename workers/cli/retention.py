@@ -26,11 +26,13 @@ def purge(
     dead_letters_days: int | None,
     as_json: bool,
 ) -> None:
-    """Delete finished emails, challenges, events and dead letters past their retention.
+    """Delete finished emails, challenges, events, dead letters, expired suppressions
+    and dead webhooks past their retention.
 
     What is still referred to stays (an email while its dead letter is kept, a
-    challenge and an event while one of their emails is); 0 days keeps a kind
-    forever.  The workers purge hourly on their own; exit 1 when another
+    challenge and an event while one of their emails is); a suppression goes the
+    emails' days after it expired, a dead webhook as a dead letter does; 0 days
+    keeps a kind forever.  The workers purge hourly on their own; exit 1 when another
     process is purging right now.
     """
     from dataclasses import replace

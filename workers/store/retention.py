@@ -3,13 +3,15 @@
 Rows go in the order the foreign keys allow (dead letters, emails, challenges,
 events), and a row goes only once nothing that still exists refers to it: an
 email while a dead letter names it is kept, and so are its challenge and event.
+No foreign key ties suppressions and dead webhooks to the rest; they go last.
 Each ``delete_*`` removes at most ``limit`` rows in one statement, so the caller
 commits between batches and a large purge never holds its locks for long.
 
 What never goes: an email still queued or sending, a challenge before its
 expiry (or, never mailed, before it is older than its retention and without
 the emails that could still mail it), a dead letter nobody dealt with before
-its own limit.
+its own limit, a suppression before its expiry (or one without any), a dead
+webhook nobody replayed before its own limit.
 """
 
 from collections.abc import Callable
@@ -26,16 +28,26 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
 )
 
 from domain.vocabulary import FINAL_STATUSES, DeadLetterStatus
-from workers.store import sql
-from workers.store.tables import Challenge, Email, EventRow, FailedEmail
+from workers.store import failed_webhooks, sql
+from workers.store.tables import (
+    Challenge,
+    Email,
+    EventRow,
+    FailedEmail,
+    FailedWebhook,
+    SuppressionRow,
+)
 
 FAILED, EMAILS, CHALLENGES, EVENTS = (
     FailedEmail.__table__, Email.__table__, Challenge.__table__, EventRow.__table__
 )  # fmt: skip
+SUPPRESSIONS, WEBHOOKS = SuppressionRow.__table__, FailedWebhook.__table__
 F, E, C, V = FAILED.c, EMAILS.c, CHALLENGES.c, EVENTS.c
+S, W = SUPPRESSIONS.c, WEBHOOKS.c
 
 #: Rows one DELETE removes at most: many short statements, never one long lock.
 PURGE_BATCH = 5_000
@@ -49,15 +61,15 @@ PURGE_LOCK = int.from_bytes(b"mr-purge", "big")
 class Cutoffs:
     """Rows older than these times may go; None keeps that kind forever."""
 
-    #: Finished emails, by when they were queued.
+    #: Finished emails, by when they were queued; suppressions, by their expiry.
     emails: datetime | None
     #: Ledger rows, by when the event was received.
     events: datetime | None
     #: Challenges, by their expiry (their creation if never mailed).
     challenges: datetime | None
-    #: Dead letters replayed or discarded, by when that happened.
+    #: Dead letters (and dead webhooks) replayed or discarded, by when that happened.
     settled_dead_letters: datetime | None
-    #: Every dead letter, dealt with or not, by when it was filed.
+    #: Every dead letter (and dead webhook), dealt with or not, by when it was filed.
     dead_letters: datetime | None
 
 
@@ -103,11 +115,27 @@ def events_due(
     )
 
 
+def suppressions_due(cut: Cutoffs) -> ColumnElement[bool]:
+    # Kept a while after expiry, so `suppression list --all` still shows why
+    # mail to an address stopped recently.
+    return S.expires_at.is_not(None) & _older(S.expires_at, cut.emails)
+
+
+def webhooks_due(cut: Cutoffs) -> ColumnElement[bool]:
+    replayed = (W.status == failed_webhooks.REPLAYED) & _older(
+        func.coalesce(W.replayed_at, W.created_at), cut.settled_dead_letters
+    )
+    return or_(replayed, _older(W.created_at, cut.dead_letters))
+
+
 def _delete(conn: Connection, table, due: ColumnElement[bool], limit: int) -> int:
     # The candidates are chosen in a subquery of their own (not correlated with
     # the DELETE), which is what lets a LIMIT bound the batch on both databases.
-    chosen = select(table.c.id).where(due).limit(limit).correlate(None)
-    return conn.execute(delete(table).where(table.c.id.in_(chosen))).rowcount
+    # A composite key is matched as a row value, (a, b) IN (SELECT a, b ...).
+    keys = list(table.primary_key.columns)
+    chosen = select(*keys).where(due).limit(limit).correlate(None)
+    key = keys[0] if len(keys) == 1 else tuple_(*keys)
+    return conn.execute(delete(table).where(key.in_(chosen))).rowcount
 
 
 def delete_dead_letters(conn: Connection, cut: Cutoffs, limit: int = PURGE_BATCH) -> int:
@@ -126,12 +154,22 @@ def delete_events(conn: Connection, cut: Cutoffs, limit: int = PURGE_BATCH) -> i
     return _delete(conn, EVENTS, events_due(cut, true(), true()), limit)
 
 
+def delete_suppressions(conn: Connection, cut: Cutoffs, limit: int = PURGE_BATCH) -> int:
+    return _delete(conn, SUPPRESSIONS, suppressions_due(cut), limit)
+
+
+def delete_webhooks(conn: Connection, cut: Cutoffs, limit: int = PURGE_BATCH) -> int:
+    return _delete(conn, WEBHOOKS, webhooks_due(cut), limit)
+
+
 #: Table name -> its delete, in the order the foreign keys allow.
 DELETES: dict[str, Callable[[Connection, Cutoffs, int], int]] = {
     "failed_emails": delete_dead_letters,
     "emails": delete_emails,
     "challenges": delete_challenges,
     "events": delete_events,
+    "suppressions": delete_suppressions,
+    "failed_webhooks": delete_webhooks,
 }
 
 
@@ -144,12 +182,17 @@ def count_due(conn: Connection, cut: Cutoffs) -> dict[str, int]:
     failed = dead_letters_due(cut)
     emails = emails_due(cut, ~failed)
     challenges = challenges_due(cut, ~emails)
-    events = events_due(cut, ~emails, ~challenges)
-    due = {"failed_emails": failed, "emails": emails, "challenges": challenges, "events": events}
-    tables = {"failed_emails": FAILED, "emails": EMAILS, "challenges": CHALLENGES, "events": EVENTS}
+    due = {
+        "failed_emails": (FAILED, failed),
+        "emails": (EMAILS, emails),
+        "challenges": (CHALLENGES, challenges),
+        "events": (EVENTS, events_due(cut, ~emails, ~challenges)),
+        "suppressions": (SUPPRESSIONS, suppressions_due(cut)),
+        "failed_webhooks": (WEBHOOKS, webhooks_due(cut)),
+    }
     return {
-        name: conn.scalar(select(func.count()).select_from(tables[name]).where(where))
-        for name, where in due.items()
+        name: conn.scalar(select(func.count()).select_from(table).where(where))
+        for name, (table, where) in due.items()
     }
 
 

@@ -105,10 +105,6 @@ def listing(
     return conn.execute(query).all()
 
 
-def purge_expired(conn: Connection, now: datetime) -> int:
-    return conn.execute(delete(SUPPRESSIONS).where(S.expires_at <= now)).rowcount
-
-
 # ------------------------------------------------------------ feedback
 
 
