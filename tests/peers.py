@@ -158,7 +158,8 @@ class Postfix:
     """A private Postfix instance on a loopback port, delivering every address at
     example.com and example.org to one Maildir the tests read."""
 
-    def __init__(self, certificates: Certificates) -> None:
+    def __init__(self, certificates: Certificates | None) -> None:
+        self.certificates = certificates
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="mailroom-postfix-"))
         self.conf = self.dir / "conf"
@@ -182,21 +183,12 @@ setgid_group = postdrop
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 myhostname = mx.mailroom.invalid
-mydestination =
-relay_domains =
 mynetworks = 127.0.0.0/8
-virtual_mailbox_domains = example.com example.org
-virtual_mailbox_base = {self.mail}
-virtual_mailbox_maps = static:inbox/
-virtual_uid_maps = static:{user.pw_uid}
-virtual_gid_maps = static:{user.pw_gid}
 maillog_file = {self.dir}/maillog
 maillog_file_prefixes = {self.dir}
 smtputf8_enable = yes
-smtpd_tls_security_level = may
-smtpd_tls_cert_file = {certificates.cert_file}
-smtpd_tls_key_file = {certificates.key_file}
 """
+            + self.routing(user)
         )
         services = [
             f"127.0.0.1:{self.port} inet n - n - - smtpd",
@@ -213,6 +205,7 @@ smtpd_tls_key_file = {certificates.key_file}
             "proxymap unix - - n - - proxymap",
             "smtp unix - - n - - smtp",
             "relay unix - - n - - smtp",
+            "lmtp unix - - n - - lmtp",
             "error unix - - n - - error",
             "retry unix - - n - - error",
             "discard unix - - n - - discard",
@@ -225,6 +218,21 @@ smtpd_tls_key_file = {certificates.key_file}
         (self.conf / "master.cf").write_text("\n".join(services) + "\n")
         self._postfix("start")
         wait_until(self._answers, timeout=20, what="Postfix to listen")
+
+    def routing(self, user) -> str:
+        """The main.cf lines that say where mail goes: every address of the two
+        domains to one Maildir, over TLS when the client asks."""
+        return f"""mydestination =
+relay_domains =
+virtual_mailbox_domains = example.com example.org
+virtual_mailbox_base = {self.mail}
+virtual_mailbox_maps = static:inbox/
+virtual_uid_maps = static:{user.pw_uid}
+virtual_gid_maps = static:{user.pw_gid}
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = {self.certificates.cert_file}
+smtpd_tls_key_file = {self.certificates.key_file}
+"""
 
     def _postfix(self, action: str) -> None:
         # Postfix reports its problems to syslog only unless it has a terminal.

@@ -7,6 +7,8 @@ work waits and no worker is alive.
 """
 
 import json
+import signal
+import threading
 from pathlib import Path
 
 import click
@@ -129,3 +131,13 @@ def page_options(command):
     )):  # fmt: skip
         command = option(command)
     return command
+
+
+def wait_for_signal(name: str) -> None:
+    """Block until SIGINT or SIGTERM (a foreground service's life), then say so."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    click.echo(f"{name}: stopping", err=True)

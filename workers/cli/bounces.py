@@ -1,16 +1,14 @@
 """`mailroom bounces serve|ingest`: bounces and complaints returned by plain
 SMTP relays to each mail's VERP return path, taken in."""
 
-import signal
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from domain.errors import ConfigError
-from workers.cli.base import EXIT_FAILED, build, cli, current_settings, echo_json
+from workers.cli.base import EXIT_FAILED, build, cli, current_settings, echo_json, wait_for_signal
 
 #: The Maildir flag of a message that has been read (``:2,S``).
 SEEN = "S"
@@ -81,19 +79,10 @@ def serve(host: str | None, port: int | None, lmtp: bool | None) -> None:
             f"bounces+…@{settings.bounce_domain}. Ctrl-C to stop.",
             err=True,
         )
-        _wait_for_signal()
+        wait_for_signal("mailroom bounces")
         server.stop()
     finally:
         runtime.close()
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    click.echo("mailroom bounces: stopping", err=True)
 
 
 @dataclass

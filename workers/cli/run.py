@@ -1,8 +1,6 @@
 """Running mailroom: `dev` (embedded, one process), `worker` (production), `serve` (API)."""
 
-import signal
 import sys
-import threading
 
 import click
 
@@ -10,6 +8,7 @@ from workers.cli.base import (
     build,
     cli,
     current_settings,
+    wait_for_signal,
 )
 from workers.cli.publishing import demo_events, publish_one
 
@@ -58,7 +57,7 @@ def dev(demo: bool, threads: int) -> None:
         if demo:
             for event in demo_events():
                 publish_one(runtime.redis_url, event)
-        _wait_for_signal()
+        wait_for_signal("mailroom dev")
     finally:
         if worker is not None:
             worker.stop()
@@ -68,15 +67,6 @@ def dev(demo: bool, threads: int) -> None:
             stop_metrics()
         if server is not None:
             server.close()
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
-    click.echo("mailroom dev: stopping", err=True)
 
 
 @cli.command()
