@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from domain.errors import VerificationFailed
+from tests.peers import SESServer
 from tests.servers import PostgresServer, RedisServer, SMTPSink, wait_until
 from workers import bootstrap, db
 from workers.logs import configure_logging
@@ -101,6 +102,14 @@ def base_env(redis_url: str, database_url: str, smtp_port: int) -> dict:
         # machine (parallel runs, a leftover) would fight over the default.
         "MAILROOM_METRICS_PORT": "0",
     }
+
+
+@pytest.fixture(scope="module")
+def ses_server():
+    """moto's server, speaking SES (the tests' local AWS endpoint)."""
+    server = SESServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

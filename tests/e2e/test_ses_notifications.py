@@ -15,7 +15,7 @@ import pytest
 
 from tests.commands import MAILROOM
 from tests.conftest import make_event
-from tests.peers import Certificates, SESServer
+from tests.peers import Certificates
 from tests.servers import ApiServer, free_port, wait_until
 from tests.sns_signer import CERT_PATH, TOPIC, Signer, bounce, complaint, delivery
 from workers.outcome_stream import FIELD, STREAM
@@ -77,13 +77,6 @@ def sns_host(certificates):
     host = SnsHost(certificates)
     yield host
     host.stop()
-
-
-@pytest.fixture(scope="module")
-def ses_server():
-    server = SESServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

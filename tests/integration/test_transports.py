@@ -18,7 +18,7 @@ from domain.messages import build_message, message_id_for
 from tests.commands import run
 from tests.conftest import make_event
 from tests.mail import code_in, parts
-from tests.peers import Certificates, Postfix, SESServer, TokenEndpoint, xoauth2_handler
+from tests.peers import Certificates, Postfix, TokenEndpoint, xoauth2_handler
 from tests.servers import SMTPSink, _Handler, free_port, wait_until
 from workers.settings import load_settings
 from workers.store.tables import Email
@@ -284,13 +284,6 @@ def test_a_real_mta_delivers_our_mail_to_a_mailbox(make_mailroom, postfix, certs
 
 
 # ---------------------------------------------------------------- SES
-
-
-@pytest.fixture(scope="module")
-def ses_server():
-    server = SESServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
