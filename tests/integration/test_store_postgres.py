@@ -41,14 +41,14 @@ def test_a_worker_whose_claim_lapsed_cannot_overwrite_the_new_owner(make_mailroo
     intake.accept_event(rt, json.dumps(make_event()))  # held by this process
     [email] = mailroom.emails()
     with rt.engine.begin() as conn:
-        first = claims.claim_of(claims.begin_attempt(conn, email.id, rt.claimant, 0))
+        first = claims.claim_of(claims.begin_attempt(conn, email.id, rt.claimant, 0, rt.clock()))
     # The first process stalled past its lease; another took the email over.
     later = email.lease_until + timedelta(seconds=1)
     with rt.engine.begin() as conn:
         [(_, attempts)] = claims.take_due(
             conn, "other-1", later, stale_after=STALE_QUEUED_AFTER, lease=CLAIM_LEASE, limit=5
         )
-        second = claims.claim_of(claims.begin_attempt(conn, email.id, "other-1", attempts))
+        second = claims.claim_of(claims.begin_attempt(conn, email.id, "other-1", attempts, later))
     assert second == ("other-1", 2)
     with rt.engine.begin() as conn:
         stale = dict(now=later, message_id="<a@b>", provider_id=None, transport="smtp")

@@ -18,8 +18,7 @@ INFO = ":2,"
 
 @cli.group()
 def bounces() -> None:
-    """Bounces and complaints returned to the VERP return paths of
-    MAILROOM_BOUNCE_DOMAIN (plain SMTP relays; SES reports through SNS)."""
+    """Take in the bounces and complaints plain SMTP relays return."""
 
 
 def _settings():

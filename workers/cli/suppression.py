@@ -10,7 +10,7 @@ from workers.cli.base import Failure, cli, echo_json, open_engine, table
 
 @cli.group()
 def suppression() -> None:
-    """Addresses mail is not sent to: hard bounces (every app), complaints (one app)."""
+    """Addresses mail is not sent to: bounced, complained, by an admin."""
 
 
 def _address(ctx, param, value: str | None) -> str | None:

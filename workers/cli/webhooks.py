@@ -14,7 +14,7 @@ STATUSES = [failed_webhooks.DEAD, failed_webhooks.REPLAYED, "all"]
 
 @cli.group()
 def webhooks() -> None:
-    """Apps' webhooks that every attempt failed to deliver (see the README's Webhooks)."""
+    """Webhooks every attempt failed to deliver: list, replay."""
 
 
 def _record(row) -> dict:
