@@ -58,6 +58,10 @@ def declare(broker: dramatiq.Broker, rt: Runtime) -> None:
         time_limit=DELIVER_TIME_LIMIT_MS,
     )
 
+    if not webhooks.configured(rt.apps):
+        # Each queue costs every worker process two consumers polling Redis.
+        return
+
     def send_webhook(app: str, webhook_id: str, body: str, attempt: int = 1) -> None:
         webhooks.attempt(rt, app, webhook_id, body, attempt)
 

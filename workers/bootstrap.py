@@ -128,7 +128,7 @@ def build_runtime(
 def _webhook_relays(rt: Runtime) -> list[WebhookRelay]:
     """The relay to the apps' webhooks, when at least one app has one.  First, so
     its group exists before this process publishes an outcome."""
-    if not any(app.webhook for app in rt.apps.apps.values()):
+    if not webhooks.configured(rt.apps):
         return []
     return [
         WebhookRelay(

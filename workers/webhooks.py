@@ -55,6 +55,11 @@ class Answer:
         return self.status == 410
 
 
+def configured(directory) -> bool:
+    """Whether any app of the apps file has a webhook."""
+    return any(app.webhook for app in directory.apps.values())
+
+
 def post(url: str, body: str, headers: dict[str, str], timeout: float) -> Answer:
     started = time.monotonic()
     try:
