@@ -43,6 +43,13 @@ def address_key(address: str) -> str:
     return address.lower()
 
 
+def lookup_key(value: str) -> str:
+    """The ``address_key`` of an address someone typed or a report named, to
+    look mail up by (``ValueError`` if it is none): normalized first, so an
+    international domain in its ASCII form finds the Unicode one mailroom keeps."""
+    return address_key(normalize_address(value.strip()))
+
+
 def mask_address(address: str) -> str:
     """``jane@example.com`` -> ``j***@example.com``: enough to recognise, not to harvest."""
     local, sep, domain = address.rpartition("@")

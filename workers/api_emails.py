@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import AfterValidator, BaseModel, Field
 
-from domain.addresses import address_key, normalize_address
+from domain.addresses import lookup_key
 from domain.history import Happened
 from domain.vocabulary import DeadLetterStatus, EmailStatus, Feedback, Reason, Suppressed
 from workers.api_errors import Error
@@ -93,7 +93,7 @@ def _address_key(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        return address_key(normalize_address(value.strip()))
+        return lookup_key(value)
     except ValueError:
         # Not the validator's words: they may quote the input.
         raise ValueError("not a valid address") from None

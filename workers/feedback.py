@@ -8,14 +8,14 @@ apps on the outcome stream.
 
 from dataclasses import dataclass
 
-from domain.addresses import address_key, normalize_address
+from domain.addresses import lookup_key
 from domain.feedback import Report
 from domain.suppression import SOFT_BOUNCE_WINDOW, Suppression, after_feedback
 from domain.vocabulary import Feedback
 from workers import metrics, outcomes
 from workers.logs import get_logger
 from workers.runtime import Runtime
-from workers.store import suppressions
+from workers.store import outbox, suppressions
 
 log = get_logger("mailroom.feedback")
 
@@ -74,10 +74,8 @@ def record(rt: Runtime, report: Report) -> Recorded | None:
 
 
 def _key(address: str) -> str | None:
-    """The address as emails keep it: a report names an international domain in
-    its ASCII form (``xn--...``) where mailroom keeps its Unicode one."""
     try:
-        return address_key(normalize_address(address))
+        return lookup_key(address)
     except ValueError:
         return None
 
@@ -85,9 +83,9 @@ def _key(address: str) -> str | None:
 def _email_of(conn, report: Report):
     email = None
     if report.email_id is not None:
-        email = suppressions.email_by_id(conn, report.email_id)
+        email = outbox.get(conn, report.email_id)
     elif report.provider_id:
-        email = suppressions.email_by_provider_id(conn, report.provider_id)
+        email = outbox.get_by_provider_id(conn, report.provider_id)
     if email is not None and email.sent_at is None:
         email = None  # only mail handed over can bounce: a report of another is forged
     if email is not None and report.recipient and _key(report.recipient) != email.recipient_key:

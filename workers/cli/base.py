@@ -141,3 +141,15 @@ def wait_for_signal(name: str) -> None:
     while not stop.wait(0.5):
         pass
     click.echo(f"{name}: stopping", err=True)
+
+
+def address_key_of(ctx, param, value: str | None) -> str | None:
+    """Click callback: an address option or argument as the key mail is found by."""
+    from domain.addresses import lookup_key
+
+    if value is None:
+        return None
+    try:
+        return lookup_key(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an address: {exc}") from None

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import click
 
-from domain.addresses import address_key, normalize_address, recipient_tag
+from domain.addresses import recipient_tag
 from domain.history import status_text
 from domain.vocabulary import EmailStatus
 from workers.cli.base import (
     Failure,
+    address_key_of,
     cli,
     current_pepper,
     echo_json,
@@ -30,15 +31,6 @@ ERROR_WIDTH = 60
 LABEL_WIDTH = len("dead_letter_discarded_at: ")
 
 
-def _address_key(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return address_key(normalize_address(value.strip()))
-    except ValueError as exc:
-        raise click.BadParameter(f"not an address: {exc}") from None
-
-
 def _time(ctx, param, value):
     return None if value is None else parse_time(value)
 
@@ -53,7 +45,7 @@ def emails() -> None:
     "--to",
     "recipient_key",
     metavar="ADDR",
-    callback=_address_key,
+    callback=address_key_of,
     help="Only mail to this address (case does not matter).",
 )
 @click.option("--event", "event_id", type=click.UUID, help="Only mail this event asked for.")

@@ -5,23 +5,12 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from domain.apps import APP_ID_RULE, is_app_id
-from workers.cli.base import Failure, cli, echo_json, open_engine, table
+from workers.cli.base import Failure, address_key_of, cli, echo_json, open_engine, table
 
 
 @cli.group()
 def suppression() -> None:
     """Addresses mail is not sent to: bounced, complained, by an admin."""
-
-
-def _address(ctx, param, value: str | None) -> str | None:
-    from domain.addresses import address_key, normalize_address
-
-    if value is None:
-        return None
-    try:
-        return address_key(normalize_address(value.strip()))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _scope(ctx, param, value: str | None) -> str | None:
@@ -48,7 +37,7 @@ def _record(row, now: datetime) -> dict:
 
 
 @suppression.command("list")
-@click.option("--address", callback=_address, help="Only this address.")
+@click.option("--address", callback=address_key_of, help="Only this address.")
 @click.option("--app", "app", callback=_scope, help="Only this app's (`*`: every app's).")
 @click.option("--all", "include_expired", is_flag=True, help="Expired ones too.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
@@ -79,7 +68,7 @@ def suppression_list(address, app, include_expired: bool, limit: int, as_json: b
 
 
 @suppression.command("add")
-@click.argument("address", callback=_address)
+@click.argument("address", callback=address_key_of)
 @click.option("--app", callback=_scope, help="Only for this app. Default: every app.")
 @click.option("--days", type=click.IntRange(1), help="Lift it after this many days.")
 @click.option("--note", help="Why, for whoever reads the list.")
@@ -109,7 +98,7 @@ def suppression_add(address: str, app, days, note, as_json: bool) -> None:
 
 
 @suppression.command("remove")
-@click.argument("address", callback=_address)
+@click.argument("address", callback=address_key_of)
 @click.option(
     "--app", callback=_scope, help="Only this app's suppression (`*`: the every-app one)."
 )

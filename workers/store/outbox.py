@@ -161,6 +161,11 @@ def get(conn: Connection, email_id: uuid.UUID | None) -> Row | None:
     return conn.execute(select(EMAILS).where(E.id == email_id)).first()
 
 
+def get_by_provider_id(conn: Connection, provider_id: str) -> Row | None:
+    """The email a provider knows by this id (SES's MessageId; ``ix_emails_provider``)."""
+    return conn.execute(select(EMAILS).where(E.provider_id == provider_id).limit(1)).first()
+
+
 def first_of_challenge(conn: Connection, challenge_id: uuid.UUID) -> Row | None:
     """The first mail that carried a challenge's secret."""
     return conn.execute(

@@ -108,14 +108,6 @@ def listing(
 # ------------------------------------------------------------ feedback
 
 
-def email_by_provider_id(conn: Connection, provider_id: str) -> Row | None:
-    return conn.execute(select(EMAILS).where(E.provider_id == provider_id).limit(1)).first()
-
-
-def email_by_id(conn: Connection, email_id: uuid.UUID) -> Row | None:
-    return conn.execute(select(EMAILS).where(E.id == email_id)).first()
-
-
 def note_feedback(
     conn: Connection, email_id: uuid.UUID, feedback: Feedback, detail: str | None, now: datetime
 ) -> bool:
