@@ -45,22 +45,18 @@ class Handled:
         }
 
 
-def keys_of(rt: Runtime) -> list[bytes]:
-    """The VERP keys of every pepper, old ones too: mail sent before a rotation
-    still bounces."""
-    return [verp.key_for(pepper) for pepper in rt.peppers.values()]
-
-
 def is_return_path(rt: Runtime, address: str) -> bool:
     """Whether ``address`` is a return path mailroom made (RCPT checks it)."""
     domain = rt.settings.bounce_domain
-    return domain is not None and verp.email_id_of(address, keys_of(rt), domain) is not None
+    return (
+        domain is not None and verp.email_id_of(address, rt.verp_keys.values(), domain) is not None
+    )
 
 
 def take_in(rt: Runtime, raw: bytes, envelope_recipients: list[str], *, via: Via) -> Handled:
     """Read ``raw`` and record what it reports."""
     returned = dsn.read(
-        raw, envelope_recipients, keys=keys_of(rt), domain=rt.settings.bounce_domain or ""
+        raw, envelope_recipients, keys=rt.verp_keys.values(), domain=rt.settings.bounce_domain or ""
     )
     recorded = repeated = unmatched = 0
     if returned.kind is not None and returned.email_id is None:

@@ -183,8 +183,7 @@ def _refusal(email, app, now: datetime, earlier: int) -> tuple[Reason, str] | No
 def _return_path(rt: Runtime, email) -> str | None:
     if rt.settings.bounce_domain is None:
         return None
-    key = verp.key_for(rt.peppers[rt.key_id])
-    return verp.return_path(email.id, key, rt.settings.bounce_domain)
+    return verp.return_path(email.id, rt.verp_keys[rt.key_id], rt.settings.bounce_domain)
 
 
 def _issue_secret(rt: Runtime, conn, email, *, keep_previous: bool) -> tokens.Secret | None:

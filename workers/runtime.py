@@ -14,11 +14,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Protocol
 
 import dramatiq
 from sqlalchemy import Engine
 
+from domain import verp
 from domain.apps import Directory
 from domain.flows import FlowPolicy
 from workers.health import TransportHealth
@@ -94,6 +96,12 @@ class Runtime:
     holds: Holds = field(default_factory=Holds)
     #: Where the apps read what became of their mail; None: not published.
     outcome_stream: OutcomeStream | None = None
+
+    @cached_property
+    def verp_keys(self) -> dict[str, bytes]:
+        """Each pepper's VERP key (``domain.verp``), derived once: old ones too,
+        so mail sent before a rotation still bounces home."""
+        return {key_id: verp.key_for(pepper) for key_id, pepper in self.peppers.items()}
 
     def close(self) -> None:
         self.transport.close()
