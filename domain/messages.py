@@ -5,6 +5,11 @@ Built with the stdlib's ``email.mime`` classes and flattened once, to bytes, by
 through policy objects, which cost about two thirds of a millisecond per mail
 here; these classes take header values as given, so values are encoded for
 transport (RFC 2047, quoted-printable UTF-8 bodies) as the message is built.
+The bodies are quoted-printable by ``binascii``, the C codec under ``quopri``
+(the ``email`` package's own encoder is pure Python and cost 0.1 ms a mail),
+and the boundary is chosen up front: one starting ``=_`` cannot occur in a
+quoted-printable body, so the generator's search of the whole text for a
+collision (another 0.07 ms) has nothing to find.
 
 The headers are those a demanding receiver expects on auth mail, and no more:
 ``Auto-Submitted`` (RFC 3834), a unique ``X-Entity-Ref-ID`` and a
@@ -12,25 +17,45 @@ The headers are those a demanding receiver expects on auth mail, and no more:
 is not bulk or subscription mail.
 """
 
+import binascii
 import copy
+import re
+import uuid
 from datetime import datetime
-from email import charset, policy
+from email import policy
 from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr, make_msgid
 from io import BytesIO
 
 from domain.dkim import Dkim
 
-#: UTF-8 bodies as quoted-printable: readable in the raw, safe on 7-bit relays.
-_UTF8_QP = charset.Charset("utf-8")
-_UTF8_QP.body_encoding = charset.QP
+#: Whitespace that ends a line: meaningless in text and HTML, and what ``binascii``
+#: would encode past the 76 characters a quoted-printable line may hold.
+_TRAILING_BLANKS = re.compile(r"[ \t]+$", re.MULTILINE)
+
+
+class _Wire(policy.Compat32):
+    """compat32 with CRLF line endings, that writes a header already fit for the
+    wire (short ASCII, one line) as it is: refolding every header through
+    ``email.header.Header`` was half the cost of flattening a message."""
+
+    def fold_binary(self, name: str, value) -> bytes:
+        if (
+            isinstance(value, str)
+            and len(name) + len(value) + 2 <= self.max_line_length
+            and value.isascii()
+            and value.isprintable()
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
 
 #: How messages leave: CRLF line endings, headers as built.
-_WIRE = policy.compat32.clone(linesep="\r\n")
+_WIRE = _Wire(linesep="\r\n")
 #: The same for a server that takes SMTPUTF8 (an address in the headers is UTF-8).
 _WIRE_UTF8 = policy.SMTPUTF8
 
@@ -87,7 +112,7 @@ def build_message(
 ) -> AuthMessage:
     """``kind`` and ``app`` (the event's source) name the Feedback-ID's stream;
     ``dkim``: the sending app's keys."""
-    msg = AuthMessage("alternative")
+    msg = AuthMessage("alternative", boundary=f"=_{uuid.uuid4().hex}")
     msg["From"] = _mailbox(sender, sender_name)
     msg["To"] = _mailbox(recipient)
     msg["Subject"] = _text(subject)
@@ -101,9 +126,18 @@ def build_message(
     if kind and app:
         msg["Feedback-ID"] = feedback_id_for(kind, app, sender)
     msg.dkim = dkim
-    msg.attach(MIMEText(text, "plain", _UTF8_QP))
-    msg.attach(MIMEText(html, "html", _UTF8_QP))
+    msg.attach(_utf8_part("plain", text))
+    msg.attach(_utf8_part("html", html))
     return msg
+
+
+def _utf8_part(subtype: str, body: str) -> MIMENonMultipart:
+    """A UTF-8 text part, quoted-printable: readable in the raw, safe on 7-bit relays."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    encoded = binascii.b2a_qp(_TRAILING_BLANKS.sub("", body).encode(), istext=True)
+    part.set_payload(encoded.decode("ascii"))
+    return part
 
 
 def as_bytes(message: Message, *, smtputf8: bool = False) -> bytes:

@@ -233,6 +233,33 @@ def test_headers_in_other_scripts_are_encoded_and_read_back_unchanged():
     assert wire["To"] == "jürgen@exämple.org" and wire["Subject"] == subject
 
 
+def test_bodies_survive_the_wire_exactly_in_lines_a_relay_accepts():
+    lines = [
+        "x" * 75 + " ",
+        "=3D is not an escape",
+        ".",
+        "From the team",
+        "é" * 60,
+        "--=_x",
+        "a\tb",
+    ]
+    text = "\n".join(lines) + "\n"
+    msg = build_message(
+        sender="no-reply@notes.example.com", recipient="ada@example.com", subject="Hi",
+        text=text, html="<p>" + "y" * 200 + "</p>\n", message_id="<a@b>", date=datetime.now(UTC),
+    )  # fmt: skip
+    data = as_bytes(msg)
+    assert max(len(line) for line in data.split(b"\r\n")) <= 76  # RFC 2045's limit for QP
+    assert msg.get_boundary().startswith("=_")  # "=_" never occurs in a QP body
+    wire = message_from_bytes(data, policy=policy.default)
+    # Trailing blanks go (they mean nothing in either part); everything else arrives.
+    expected = text.replace("x ", "x").replace("From the", ">From the")  # mbox-safe, as before
+    assert wire.get_body(("plain",)).get_content().replace("\r\n", "\n") == expected
+    assert (
+        wire.get_body(("html",)).get_content().replace("\r\n", "\n") == "<p>" + "y" * 200 + "</p>\n"
+    )
+
+
 def test_circuit_breaker_opens_after_three_failures_and_tries_again_later():
     from workers.transports.breaker import CircuitBreaker
 
