@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from tests.conftest import change, make_event
 from workers import intake
+from workers.db import autocommit
 from workers.delivery import CLAIM_LEASE
 from workers.store import claims, dead_letters
 from workers.store.tables import Challenge, EventRow
@@ -127,3 +128,26 @@ def test_a_batch_is_one_transaction_that_sees_itself(make_mailroom):
     ]
     live = mailroom.rows(Challenge, Challenge.superseded_at.is_(None))
     assert sorted(c.purpose for c in live) == ["email_change", "signup"]
+
+
+def test_hot_statements_answer_as_sqlalchemy_would_in_any_session_time_zone(make_mailroom):
+    mailroom = make_mailroom(start_worker=False)
+    rt = mailroom.rt
+    intake.accept_event(rt, json.dumps(make_event()))
+    [email] = mailroom.emails()
+    with autocommit(rt.engine) as conn:
+        conn.exec_driver_sql("SET TIME ZONE 'Asia/Tokyo'")
+        try:
+            # The same row, once through the driver and once through SQLAlchemy.
+            hot = claims.begin_attempt(conn, email.id, rt.claimant, 0, rt.clock())
+            held = {"b_id": email.id, "b_by": rt.claimant, "b_attempt": 1, "b_now": rt.clock()}
+            core = conn.execute(claims._BEGIN.statement, held).first()
+            sent = dict(claim=claims.Claim(rt.claimant, 2), now=rt.clock(), message_id="<m@x>",
+                        provider_id=None, transport="smtp")  # fmt: skip
+            assert claims.mark_sent(conn, email.id, **sent)
+            assert not claims.mark_sent(conn, email.id, **sent)  # that claim has ended
+        finally:
+            conn.exec_driver_sql("RESET TIME ZONE")
+    assert (hot.attempts, core.attempts) == (1, 2)
+    assert {**hot._asdict(), "attempts": 2} == core._asdict()
+    assert hot.deadline.utcoffset() == timedelta(0) and hot.context == core.context != {}

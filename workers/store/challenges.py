@@ -9,12 +9,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import Update
 
 from domain.addresses import address_key
 from domain.flows import ChallengeSpec
 from domain.policy import MAX_CODE_TTL
 from domain.vocabulary import RULES, Purpose, Subject
+from workers.store.hot import Hot
 from workers.store.sql import SECONDS, db_now, db_now_plus
 from workers.store.tables import Challenge
 
@@ -36,9 +36,9 @@ def _target(purpose: Purpose):
     return C.new_email_key if purpose == Purpose.EMAIL_CHANGE else C.email_key
 
 
-def _supersede(subject_match) -> Update:
+def _supersede(subject_match) -> Hot:
     """Replace the live challenge for the same subject; what it had counted."""
-    return (
+    return Hot(
         update(CHALLENGES)
         .where(C.app == bindparam("b_app"), C.purpose == bindparam("b_purpose"), *live())
         .where(subject_match)
@@ -120,10 +120,9 @@ def open_challenge(
 def _open(
     conn: Connection, app: str, event_id, spec: ChallengeSpec, now: datetime, defer=None
 ) -> uuid.UUID:
-    replaced = conn.execute(
-        _SUPERSEDE[RULES[spec.purpose].same_subject],
-        {"b_app": app, "b_purpose": spec.purpose, "b_subject": subject_of(spec), "b_now": now},
-    ).all()
+    replaced = _SUPERSEDE[RULES[spec.purpose].same_subject].all(
+        conn, {"b_app": app, "b_purpose": spec.purpose, "b_subject": subject_of(spec), "b_now": now}
+    )
     # Failures carry over from every replaced challenge still in force (or not
     # yet mailed), by the database's clock.
     inherited = max((attempts for attempts, expired in replaced if not expired), default=0)
@@ -175,7 +174,11 @@ _NEW_DIGESTS = {
 #: Replace the secret; or replace it and keep the one before as ``prev_*``
 #: (a SET reads the row as it was, so ``prev_code_hash=code_hash`` moves it).
 _STORE_DIGESTS, _ROTATE_DIGESTS = (
-    update(CHALLENGES).where(C.id == bindparam("b_id"), *live()).values(**_NEW_DIGESTS, **previous)
+    Hot(
+        update(CHALLENGES)
+        .where(C.id == bindparam("b_id"), *live())
+        .values(**_NEW_DIGESTS, **previous)
+    )
     for previous in (
         dict.fromkeys(("prev_code_hash", "prev_token_hash", "prev_key_id", "prev_expires_at")),
         {
@@ -213,7 +216,7 @@ def store_secret_digests(
         "b_ttl": ttl_seconds,
     }
     statement = _ROTATE_DIGESTS if keep_previous else _STORE_DIGESTS
-    return bool(conn.execute(statement, parameters).rowcount)
+    return bool(statement.rowcount(conn, parameters))
 
 
 def latest_live(conn: Connection, app: str, purpose: Purpose, address: str) -> Row | None:

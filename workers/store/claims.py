@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
 from domain.vocabulary import EmailStatus, Suppressed
 from workers.store import suppressions
+from workers.store.hot import Hot
 from workers.store.outbox import EMAILS, E, hold_values
 
 
@@ -46,7 +47,7 @@ _REQUEUE = {"status": EmailStatus.QUEUED, "next_attempt_at": bindparam("b_next")
 #: Returned with a claimed row: why its recipient must get no mail from its app.
 _SUPPRESSED_FOR = suppressions.strongest_for_email(bindparam("b_now")).label("suppressed_for")
 
-_CLAIM = (
+_CLAIM = Hot(
     update(EMAILS)
     .where(E.id == bindparam("b_id"), _claimable(bindparam("b_now")))
     .values(
@@ -58,15 +59,15 @@ _CLAIM = (
     .returning(EMAILS, _SUPPRESSED_FOR)
 )
 #: Starting an attempt on an email this process holds: its own next attempt.
-_BEGIN = (
+_BEGIN = Hot(
     update(EMAILS).where(*_HELD).values(attempts=E.attempts + 1).returning(EMAILS, _SUPPRESSED_FOR)
 )
-_SUPPRESS = (
+_SUPPRESS = Hot(
     update(EMAILS)
     .where(*_HELD)
     .values(status=EmailStatus.SUPPRESSED, suppressed_reason=bindparam("b_reason"), **_LET_GO)
 )
-_SENT = (
+_SENT = Hot(
     update(EMAILS)
     .where(*_HELD)
     .values(
@@ -108,7 +109,7 @@ def claim(
     this one, ``suppressed_for`` says why it must not go, if so), or None if it
     is done or another worker holds it."""
     parameters = {"b_id": email_id, "b_by": claimant, "b_now": now, "b_lease_until": now + lease}
-    return conn.execute(_CLAIM, parameters).first()
+    return _CLAIM.first(conn, parameters)
 
 
 def begin_attempt(
@@ -116,7 +117,7 @@ def begin_attempt(
 ) -> Row | None:
     """Start an attempt on an email this process already holds (``held``: its
     attempts when it was taken); None if the hold was lost meanwhile."""
-    return conn.execute(_BEGIN, {**_held(email_id, Claim(claimant, held)), "b_now": now}).first()
+    return _BEGIN.first(conn, {**_held(email_id, Claim(claimant, held)), "b_now": now})
 
 
 def claim_of(email: Row) -> Claim:
@@ -124,7 +125,7 @@ def claim_of(email: Row) -> Claim:
 
 
 def suppress(conn: Connection, email_id: uuid.UUID, claim: Claim, reason: Suppressed) -> None:
-    conn.execute(_SUPPRESS, {**_held(email_id, claim), "b_reason": reason})
+    _SUPPRESS.rowcount(conn, {**_held(email_id, claim), "b_reason": reason})
 
 
 def mark_sent(
@@ -144,7 +145,7 @@ def mark_sent(
         "b_provider_id": provider_id,
         "b_transport": transport,
     }
-    return bool(conn.execute(_SENT, parameters).rowcount)
+    return bool(_SENT.rowcount(conn, parameters))
 
 
 def schedule_retry(

@@ -35,7 +35,9 @@ def record_events(conn: Connection, events: list, outcomes: list[str], now: date
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(EVENTS.c.id)
     )
-    return set(conn.execute(statement.values(rows)).scalars())
+    # The rows as parameters, not as VALUES in the statement: SQLAlchemy then
+    # compiles it once (not per batch) and still sends one multi-row INSERT.
+    return set(conn.execute(statement, rows).scalars())
 
 
 def set_outcome(conn: Connection, event_id: uuid.UUID, outcome: str) -> None:

@@ -13,6 +13,7 @@ from domain.addresses import address_key
 from domain.flows import EmailSpec, SendFacts
 from domain.vocabulary import EmailStatus, Suppressed
 from workers.store import guards, sql, suppressions
+from workers.store.hot import Hot
 from workers.store.tables import Email
 
 EMAILS = Email.__table__
@@ -61,8 +62,8 @@ _RECENT = (
 _SUPPRESSED_FOR = suppressions.strongest(
     bindparam("b_recipient"), bindparam("b_app"), bindparam("b_now")
 )
-_FACTS = select(_RECENT, _SUPPRESSED_FOR)
-_FACTS_WITH_GUARD = select(_RECENT, _SUPPRESSED_FOR, guards.LOCKED_UNTIL.scalar_subquery())
+_FACTS = Hot(select(_RECENT, _SUPPRESSED_FOR))
+_FACTS_WITH_GUARD = Hot(select(_RECENT, _SUPPRESSED_FOR, guards.LOCKED_UNTIL.scalar_subquery()))
 
 
 def send_facts(
@@ -79,10 +80,10 @@ def send_facts(
         "b_now": now,
     }
     if spec.challenge is None:
-        count, suppressed_for = conn.execute(_FACTS, parameters).one()
+        count, suppressed_for = _FACTS.first(conn, parameters)
         return SendFacts(recent_sends=count, suppressed_for=suppressed_for)
     parameters.update(b_purpose=spec.challenge.purpose, b_target=address_key(spec.challenge.target))
-    count, suppressed_for, locked_until = conn.execute(_FACTS_WITH_GUARD, parameters).one()
+    count, suppressed_for, locked_until = _FACTS_WITH_GUARD.first(conn, parameters)
     return SendFacts(
         recent_sends=count,
         suppressed_for=suppressed_for,
