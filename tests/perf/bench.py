@@ -13,8 +13,10 @@ and an SMTP server (an aiosmtpd sink, or Postfix with ``--target postfix``).
    throughput) for ``--duration`` seconds; publish to acceptance, p50/p95/p99.
 4. Cost of the throughput phase per mail: worker CPU (master and children, from
    /proc), PostgreSQL statements (pg_stat_statements) and transactions, Redis
-   commands (INFO commandstats; the benchmark's own XADDs included), and the peak
-   resident memory of each worker process.
+   commands (INFO commandstats; the benchmark's own XADDs included), the CPU of
+   the benchmark process itself (the sink's SMTP server runs in it) and of the
+   whole machine (/proc/stat: how busy its cores were), and the peak resident
+   memory of each worker process.
 5. Errors (dead letters), duplicates (mails beyond one per event) and losses.
 """
 
@@ -251,6 +253,10 @@ def run(args) -> dict:
             cpu_ms_per_mail=1000 * cost.cpu / max(mailed, 1),
             postgres_cpu_ms_per_mail=1000 * cost.postgres_cpu / max(mailed, 1),
             redis_cpu_ms_per_mail=1000 * cost.redis_cpu / max(mailed, 1),
+            # The sink's SMTP server (and this process's waiting) when it is the target.
+            bench_cpu_ms_per_mail=1000 * cost.own_cpu / max(mailed, 1),
+            machine_cpu_ms_per_mail=1000 * cost.machine_cpu / max(mailed, 1),
+            machine_busy_share=cost.machine_cpu / ((finished - started) * os.cpu_count()),
             statements_per_mail=cost.statements / max(mailed, 1),
             transactions_per_mail=cost.transactions / max(mailed, 1),
             redis_commands_per_mail=cost.redis_commands / max(mailed, 1),
@@ -305,7 +311,11 @@ def table(result: dict) -> str:
                                     f"p99 {result['latency_p99_ms']:.0f} ms"),
         ("worker CPU per mail", f"{result['cpu_ms_per_mail']:.1f} ms"),
         ("server CPU per mail", f"PostgreSQL {result['postgres_cpu_ms_per_mail']:.1f} ms, "
-                                f"Redis {result['redis_cpu_ms_per_mail']:.2f} ms"),
+                                f"Redis {result['redis_cpu_ms_per_mail']:.2f} ms, "
+                                f"benchmark (the sink) {result['bench_cpu_ms_per_mail']:.1f} ms"),
+        ("machine CPU per mail", f"{result['machine_cpu_ms_per_mail']:.1f} ms, "
+                                 f"{result['machine_busy_share']:.0%} of {os.cpu_count()} cores "
+                                 "busy during the burst"),
         ("peak RSS per worker process", f"{rss} MB"),
         ("PostgreSQL per mail", f"{result['statements_per_mail']:.1f} statements, "
                                 f"{result['transactions_per_mail']:.1f} transactions"),

@@ -1,5 +1,6 @@
 """What one benchmark phase cost: worker CPU and memory from /proc, statements and
-transactions from PostgreSQL, commands from Redis."""
+transactions from PostgreSQL, commands from Redis, and how busy the whole machine
+was (/proc/stat), which tells whether the run was bound by its CPUs."""
 
 import os
 from dataclasses import dataclass
@@ -37,6 +38,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent on anything but idling."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is within user).
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -53,6 +61,10 @@ class Counters:
     #: CPU seconds of the PostgreSQL server (all its processes) and of Redis.
     postgres_cpu: float = 0.0
     redis_cpu: float = 0.0
+    #: CPU seconds of this process (the sink's SMTP server runs in it) and of
+    #: the whole machine.
+    own_cpu: float = 0.0
+    machine_cpu: float = 0.0
 
     def __sub__(self, other: "Counters") -> "Counters":
         return Counters(
@@ -62,6 +74,8 @@ class Counters:
             self.redis_commands - other.redis_commands,
             self.postgres_cpu - other.postgres_cpu,
             self.redis_cpu - other.redis_cpu,
+            self.own_cpu - other.own_cpu,
+            self.machine_cpu - other.machine_cpu,
         )
 
 
@@ -99,6 +113,8 @@ class Probe:
             # The backends are the postmaster's children; those that exited, in its cutime.
             cpu_seconds(process_tree(self.postgres_pid)),
             cpu_seconds([self.redis_pid]),
+            cpu_seconds([os.getpid()]),
+            machine_busy_seconds(),
         )
 
     def peak_rss(self) -> dict[int, float]:
