@@ -41,8 +41,9 @@ def cpu_seconds(pids: list[int]) -> float:
 def machine_busy_seconds() -> float:
     """CPU seconds every core of the machine has spent on anything but idling."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    # user nice system idle iowait irq softirq steal (guest time is within user).
-    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS
+    # user nice system idle iowait irq softirq steal: steal is what the host gave
+    # to other machines, and guest time is within user.
+    return (sum(fields[:7]) - fields[3] - fields[4]) / TICKS
 
 
 def peak_rss_mb(pid: int) -> float:
