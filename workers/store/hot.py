@@ -1,9 +1,9 @@
 """The statements every mail runs, without SQLAlchemy's per-call work.
 
 Running a compiled Core statement costs SQLAlchemy more CPU than psycopg spends
-on it (the cache lookup, building the parameters, the result's metadata): the
-sent mark took 80-95 us of worker CPU that way against 50-65 us here, in one
-run of each.  A ``Hot`` statement is compiled once per database.  On
+on it (the cache lookup, building the parameters, the result's metadata): on
+an open connection the sent mark took 78-96 us of CPU that way against 55-64 us
+here, in two runs of each.  A ``Hot`` statement is compiled once per database.  On
 PostgreSQL its SQL goes through ``exec_driver_sql``, which keeps SQLAlchemy's
 error translation and the pool's handling of lost connections, with the
 parameters and results converted by the very type processors SQLAlchemy would
