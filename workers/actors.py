@@ -95,5 +95,5 @@ class Dispatcher:
             return False
         return True
 
-    def attempt(self, email_id: uuid.UUID, held: int) -> None:
-        self.courier.put(email_id, held)
+    def attempt(self, email_id: uuid.UUID, held: int, planned=None) -> None:
+        self.courier.put(email_id, held, planned)

@@ -91,7 +91,9 @@ def build_runtime(
         outcome_stream=outcome_stream_for(redis_url, settings.outcomes_maxlen),
     )
     courier = Courier(
-        lambda email_id, held: delivery.deliver_email(rt, email_id, held=held),
+        lambda email_id, held, planned: delivery.deliver_email(
+            rt, email_id, held=held, planned=planned
+        ),
         holds,
         threads if background else 0,
     )

@@ -35,10 +35,11 @@ _STOP = object()
 
 
 class Courier:
-    """Threads that each take (email id, attempts when taken) and attempt it."""
+    """Threads that each take (email id, attempts when taken, what intake planned
+    for it or None) and attempt it."""
 
     def __init__(
-        self, attempt: Callable[[uuid.UUID, int], object], holds: Holds, threads: int
+        self, attempt: Callable[[uuid.UUID, int, object], object], holds: Holds, threads: int
     ) -> None:
         self.attempt = attempt
         self.holds = holds
@@ -46,9 +47,9 @@ class Courier:
         self.size = threads
         self.threads: list[threading.Thread] = []
 
-    def put(self, email_id: uuid.UUID, held: int) -> None:
+    def put(self, email_id: uuid.UUID, held: int, planned: object = None) -> None:
         self.holds.add(email_id)
-        self.queue.put((email_id, held))
+        self.queue.put((email_id, held, planned))
 
     def room(self) -> int:
         return max(0, BACKLOG_LIMIT - self.queue.qsize())
@@ -94,9 +95,9 @@ class Courier:
         while (item := self.queue.get()) is not _STOP:
             self._attempt(*item)
 
-    def _attempt(self, email_id: uuid.UUID, held: int) -> None:
+    def _attempt(self, email_id: uuid.UUID, held: int, planned: object) -> None:
         try:
-            self.attempt(email_id, held)
+            self.attempt(email_id, held, planned)
         except Exception:
             # The database went away mid-attempt, say: the email's lease lapses
             # and the sweeper hands it out again.

@@ -9,22 +9,22 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from dramatiq.common import compute_backoff
 from sqlalchemy.exc import InterfaceError, OperationalError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from domain import suppression, tokens, verp
-from domain.addresses import address_key
 from domain.errors import PermanentError, RenderError, TransientError, TransportConfigError
 from domain.flows import link_for
 from domain.messages import build_message, message_id_for
-from domain.vocabulary import RULES, Purpose, Reason, Suppressed
-from workers import outcomes
+from domain.vocabulary import Purpose, Reason, Suppressed
+from workers import issuing, outcomes
 from workers.db import autocommit
 from workers.logs import get_logger
 from workers.runtime import Runtime
-from workers.store import challenges, claims, dead_letters, outbox
+from workers.store import claims, dead_letters, outbox
 from workers.store.claims import Claim
 
 #: How long a claim lasts unless renewed.  A live process renews its claims every
@@ -45,12 +45,26 @@ class Delivery:
     status: str
 
 
-def deliver_email(rt: Runtime, email_id: uuid.UUID, *, held: int | None = None) -> Delivery:
+class Planned(NamedTuple):
+    """What intake knew of an email it queued for this process: all its new
+    secret's digests are bound to, so the secret can be stored by the statement
+    that begins the first attempt."""
+
+    challenge_id: uuid.UUID | None
+    app: str
+    kind: str
+    recipient: str
+
+
+def deliver_email(
+    rt: Runtime, email_id: uuid.UUID, *, held: int | None = None, planned: Planned | None = None
+) -> Delivery:
     """Make one attempt at an email: claimed now, or (``held``: its attempts when
-    this process took it) already held by this process."""
+    this process took it) already held by this process; ``planned``: as intake
+    queued it, for its first attempt."""
     rt.holds.add(email_id)  # its lease is renewed for as long as this runs
     try:
-        return _attempt(rt, email_id, held)
+        return _attempt(rt, email_id, held, planned)
     finally:
         rt.holds.discard(email_id)
 
@@ -73,32 +87,48 @@ def _take(rt: Runtime, email_id: uuid.UUID, held: int | None, now: datetime):
         return claims.begin_attempt(conn, email_id, rt.claimant, held, now)
 
 
-def _attempt(rt: Runtime, email_id: uuid.UUID, held: int | None) -> Delivery:
+def _take_first(rt: Runtime, email_id: uuid.UUID, now: datetime, digests: dict):
+    with autocommit(rt.engine) as conn:
+        return claims.begin_first_attempt(conn, email_id, rt.claimant, now, digests)
+
+
+def _attempt(
+    rt: Runtime, email_id: uuid.UUID, held: int | None, planned: Planned | None
+) -> Delivery:
     now = rt.clock()
-    email = _patiently(lambda: _take(rt, email_id, held, now))
-    if email is None:
-        log.info("email.skipped", email_id=str(email_id), why="already done or in flight")
-        return Delivery("skipped")
     # Each step stands on its own (a claim that outlives its worker lapses; a
     # secret issued for a mail that never left is replaced by the next), so
     # these statements commit one by one instead of paying for a transaction.
-    with autocommit(rt.engine) as conn:
-        claim = claims.claim_of(email)
-        #: Attempts before this one; their mail may have reached the user.
-        earlier = email.attempts - 1
-        app = rt.apps.for_source(email.app)
-        refusal = _refusal(email, app, now, earlier)
-        blocked = None if refusal else suppression.blocking(email.suppressed_for, kind=email.kind)
-        if blocked is not None:
-            claims.suppress(conn, email.id, claim, blocked)
-            outcomes.suppressed(rt, email, reason=blocked)
-            return Delivery("suppressed")
-        secret = None if refusal else _issue_secret(rt, conn, email, keep_previous=earlier > 0)
-        if refusal is None and email.challenge_id is not None and secret is None:
-            # A newer request, a revocation or a use came first: its code is moot.
-            claims.suppress(conn, email.id, claim, Suppressed.SUPERSEDED)
-            outcomes.suppressed(rt, email, reason=Suppressed.SUPERSEDED)
-            return Delivery("suppressed")
+    issued = None
+    if held == 0 and planned is not None and planned.challenge_id is not None:
+        # The first attempt at a challenge's mail: its secret is stored by the
+        # statement that begins the attempt.
+        secret, digests = issuing.new_secret(rt, planned.challenge_id, planned.app, planned.kind,
+                                      planned.recipient)  # fmt: skip
+        email, live = _patiently(lambda: _take_first(rt, email_id, now, digests))
+        issued = (secret if live else None,)
+    else:
+        email = _patiently(lambda: _take(rt, email_id, held, now))
+    if email is None:
+        log.info("email.skipped", email_id=str(email_id), why="already done or in flight")
+        return Delivery("skipped")
+    claim = claims.claim_of(email)
+    #: Attempts before this one; their mail may have reached the user.
+    earlier = email.attempts - 1
+    app = rt.apps.for_source(email.app)
+    refusal = _refusal(email, app, now, earlier)
+    blocked = None if refusal else suppression.blocking(email.suppressed_for, kind=email.kind)
+    if blocked is not None:
+        return _suppress(rt, email, claim, blocked)
+    secret = None
+    if refusal is None and issued is not None:
+        [secret] = issued
+    elif refusal is None and email.challenge_id is not None:
+        with autocommit(rt.engine) as conn:
+            secret = issuing.issue(rt, conn, email, keep_previous=earlier > 0)
+    if refusal is None and email.challenge_id is not None and secret is None:
+        # A newer request, a revocation or a use came first: its code is moot.
+        return _suppress(rt, email, claim, Suppressed.SUPERSEDED)
     if refusal is not None:
         return _dead_letter_now(rt, email, claim, *refusal, attempted=False)
 
@@ -186,40 +216,11 @@ def _return_path(rt: Runtime, email) -> str | None:
     return verp.return_path(email.id, rt.verp_keys[rt.key_id], rt.settings.bounce_domain)
 
 
-def _issue_secret(rt: Runtime, conn, email, *, keep_previous: bool) -> tokens.Secret | None:
-    """A fresh secret for this send; its digests replace the previous ones, or
-    with ``keep_previous`` stand beside them (see ``store_secret_digests``).
-
-    A challenge's mail is of its purpose's kind and goes to the address the
-    secret is bound to, so the email row says all the digests need.  None when
-    the mail has no challenge, or its challenge is no longer live.
-    """
-    if email.challenge_id is None:
-        return None
-    purpose = Purpose(email.kind)
-    secret = tokens.new_secret(with_code=RULES[purpose].has_code, code_length=rt.policy.code_length)
-    pepper = rt.peppers[rt.key_id]
-    code_hash = None
-    if secret.code is not None:
-        code_hash = tokens.code_digest(
-            pepper,
-            key_id=rt.key_id,
-            app=email.app,
-            purpose=purpose,
-            challenge_id=str(email.challenge_id),
-            email=address_key(email.recipient),
-            code=secret.code,
-        )
-    live = challenges.store_secret_digests(
-        conn,
-        email.challenge_id,
-        code_hash=code_hash,
-        token_hash=tokens.token_digest(pepper, key_id=rt.key_id, token=secret.token),
-        key_id=rt.key_id,
-        ttl_seconds=rt.policy.ttl[purpose].total_seconds(),
-        keep_previous=keep_previous,
-    )
-    return secret if live else None
+def _suppress(rt: Runtime, email, claim: Claim, reason: Suppressed) -> Delivery:
+    with autocommit(rt.engine) as conn:
+        claims.suppress(conn, email.id, claim, reason)
+    outcomes.suppressed(rt, email, reason=reason)
+    return Delivery("suppressed")
 
 
 def _compose(rt: Runtime, app, email, secret: tokens.Secret | None, now: datetime):

@@ -16,7 +16,7 @@ from domain.flows import Plan, gate, plan_event
 from domain.policy import RATE_LIMIT_WINDOW
 from domain.vocabulary import Purpose, Reason
 from workers import metrics, outcomes
-from workers.delivery import CLAIM_LEASE
+from workers.delivery import CLAIM_LEASE, Planned
 from workers.logs import get_logger
 from workers.runtime import Runtime
 from workers.store import challenges, dead_letters, ledger, outbox
@@ -89,8 +89,8 @@ def accept_batch(rt: Runtime, entries: list[Entry | tuple]) -> None:
         _refuse_unstorable(rt, entries[0].raw, event, exc)
         return
     _count(tally)
-    for email_id in queued:
-        rt.dispatch.attempt(email_id, 0)
+    for email_id, planned in queued:
+        rt.dispatch.attempt(email_id, 0, planned)
     outcomes.suppressed_at_intake(rt, gated)
 
 
@@ -280,13 +280,14 @@ def apply_plan(
     defer: _Deferred | None = None,
     held: tuple[str, datetime] | None = None,
     requested_at: datetime | None = None,
-) -> tuple[str, list[uuid.UUID], list[str]]:
+) -> tuple[str, list[tuple[uuid.UUID, Planned]], list[str]]:
     """Persist a plan: challenges opened, mail queued or suppressed by the gate.
 
     The caller holds the plan's recipients (``outbox.serialize_recipients``).
 
     Returns the event's outcome, the emails to send (``held``: by that claimant,
-    see ``outbox.add_email``) and what was suppressed.
+    see ``outbox.add_email``), each with what its first attempt needs to know
+    (``delivery.Planned``), and what was suppressed.
     A plan refused half-way (another user's change holds the address) leaves
     nothing behind: its rows are rolled back to a savepoint, which only a plan
     that claims an address needs (and pays two round trips for).
@@ -325,19 +326,11 @@ def _apply(
             )
             if challenge_id is None:
                 return ADDRESS_CLAIMED, [], []
-        queued.append(
-            outbox.add_email(
-                conn,
-                event_id,
-                app,
-                spec,
-                now,
-                challenge_id=challenge_id,
-                defer=emails,
-                held=held,
-                requested_at=requested_at,
-            )  # fmt: skip
-        )
+        email_id = outbox.add_email(
+            conn, event_id, app, spec, now, challenge_id=challenge_id, defer=emails, held=held,
+            requested_at=requested_at,
+        )  # fmt: skip
+        queued.append((email_id, Planned(challenge_id, app, spec.kind, spec.recipient)))
     if suppressed and not queued:
         return f"suppressed:{suppressed[0].partition(':')[2]}", [], suppressed
     return plan.outcome, queued, suppressed

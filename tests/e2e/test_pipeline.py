@@ -176,7 +176,7 @@ def queued_email(mailroom) -> uuid.UUID:
     mail back to the queue (as a stopping process does)."""
     rt = mailroom.rt
     intake.accept_event(rt, json.dumps(make_event()))
-    [(email_id, _)] = drain_courier(rt)
+    [(email_id, *_)] = drain_courier(rt)
     with autocommit(rt.engine) as conn:
         claims.release_all(conn, rt.claimant, rt.clock())
     return email_id
@@ -212,7 +212,7 @@ def test_mail_of_a_process_that_died_after_the_commit_is_taken_over(make_mailroo
     mailroom = make_mailroom(start_worker=False)
     rt = mailroom.rt
     intake.accept_event(rt, json.dumps(make_event()))
-    [(email_id, _)] = drain_courier(rt)  # the process "dies" before the send
+    [(email_id, *_)] = drain_courier(rt)  # the process "dies" before the send
     [held] = mailroom.emails()
     assert (held.status, held.claimed_by) == ("sending", rt.claimant)
 

@@ -4,8 +4,10 @@ import json
 import threading
 from datetime import timedelta
 
+from sqlalchemy import event
+
 from tests.conftest import change, make_event
-from workers import intake
+from workers import intake, issuing
 from workers.db import autocommit
 from workers.delivery import CLAIM_LEASE
 from workers.store import claims, dead_letters
@@ -151,3 +153,36 @@ def test_hot_statements_answer_as_sqlalchemy_would_in_any_session_time_zone(make
     assert (hot.attempts, core.attempts) == (1, 2)
     assert {**hot._asdict(), "attempts": 2} == core._asdict()
     assert hot.deadline.utcoffset() == timedelta(0) and hot.context == core.context != {}
+
+
+def test_a_first_attempt_begins_and_stores_its_secret_in_one_statement(make_mailroom):
+    mailroom = make_mailroom(start_worker=False)
+    rt = mailroom.rt
+    for _ in range(2):  # the second request supersedes the first one's challenge
+        intake.accept_event(rt, json.dumps(make_event()))
+    first, second = sorted(mailroom.emails(), key=lambda e: e.created_at)
+    sent = []
+    event.listen(rt.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+
+    def begin(email, now):
+        _, digests = issuing.new_secret(rt, email.challenge_id, "notes", "signup", email.recipient)
+        with autocommit(rt.engine) as conn:
+            return claims.begin_first_attempt(conn, email.id, rt.claimant, now, digests), digests
+
+    (begun, live), digests = begin(second, rt.clock())
+    assert len(sent) == 1 and sent[0].startswith("WITH begun AS")  # one round trip
+    assert live and begun.attempts == 1 and begun.id == second.id
+    challenge = mailroom.rows(Challenge, Challenge.id == second.challenge_id)[0]
+    assert (challenge.code_hash, challenge.token_hash) == (digests["b_code"], digests["b_token"])
+
+    (begun, live), _ = begin(first, rt.clock())  # its challenge was superseded
+    assert begun.attempts == 1 and not live
+    assert mailroom.rows(Challenge, Challenge.id == first.challenge_id)[0].code_hash is None
+    (begun, live), _ = begin(first, rt.clock())  # the hold is on attempt 1 now
+    assert (begun, live) == (None, False)
+
+    intake.accept_event(rt, json.dumps(make_event(data={"email": "bob@example.com"})))
+    [late] = [e for e in mailroom.emails() if e.recipient == "bob@example.com"]
+    (begun, live), _ = begin(late, late.deadline + timedelta(seconds=1))
+    assert begun.attempts == 1 and not live  # a mail that will not be sent gets no secret
+    assert mailroom.rows(Challenge, Challenge.id == late.challenge_id)[0].code_hash is None

@@ -158,10 +158,14 @@ def _open(
     return challenge_id
 
 
+#: One multi-row INSERT for a batch (see ``outbox.insert_rows``).
+_INSERT_MANY = _INSERT.returning(C.id)
+
+
 def insert_rows(conn: Connection, rows: list[dict]) -> None:
-    """Insert the rows ``open_challenge`` deferred, in one round trip."""
+    """Insert the rows ``open_challenge`` deferred, in one statement."""
     if rows:
-        conn.execute(_INSERT, rows)
+        conn.execute(_INSERT_MANY, rows).close()
 
 
 _NEW_DIGESTS = {
@@ -171,14 +175,14 @@ _NEW_DIGESTS = {
     "issued_at": db_now(),
     "expires_at": db_now_plus(bindparam("b_ttl", type_=SECONDS)),
 }
-#: Replace the secret; or replace it and keep the one before as ``prev_*``
-#: (a SET reads the row as it was, so ``prev_code_hash=code_hash`` moves it).
-_STORE_DIGESTS, _ROTATE_DIGESTS = (
-    Hot(
-        update(CHALLENGES)
-        .where(C.id == bindparam("b_id"), *live())
-        .values(**_NEW_DIGESTS, **previous)
-    )
+#: Replace the secret of the live challenge ``b_challenge``; or replace it and
+#: keep the one before as ``prev_*`` (a SET reads the row as it was, so
+#: ``prev_code_hash=code_hash`` moves it).  ``STORE_DIGESTS`` is also part of
+#: the statement that begins a first attempt (``claims.begin_first_attempt``).
+STORE_DIGESTS, _ROTATE_DIGESTS = (
+    update(CHALLENGES)
+    .where(C.id == bindparam("b_challenge"), *live())
+    .values(**_NEW_DIGESTS, **previous)
     for previous in (
         dict.fromkeys(("prev_code_hash", "prev_token_hash", "prev_key_id", "prev_expires_at")),
         {
@@ -189,34 +193,32 @@ _STORE_DIGESTS, _ROTATE_DIGESTS = (
         },
     )
 )
+_DIGESTS = {False: Hot(STORE_DIGESTS), True: Hot(_ROTATE_DIGESTS)}
 
 
-def store_secret_digests(
-    conn: Connection,
-    challenge_id: uuid.UUID,
-    *,
-    code_hash: str | None,
-    token_hash: str,
-    key_id: str,
-    ttl_seconds: float,
-    keep_previous: bool = False,
-) -> bool:
-    """Give a live challenge a new secret.  The previous code and link stop
-    working, unless ``keep_previous`` (the mail that carried them may have
-    arrived): then they work until their own expiry, beside the new ones.
+def digests(
+    challenge_id: uuid.UUID, *, code_hash: str | None, token_hash: str, key_id: str, ttl: float
+) -> dict:
+    """A new secret's digests for ``store_secret_digests`` (``STORE_DIGESTS``'s
+    parameters); ``ttl`` in seconds."""
+    return {
+        "b_challenge": challenge_id,
+        "b_code": code_hash,
+        "b_token": token_hash,
+        "b_key": key_id,
+        "b_ttl": ttl,
+    }
+
+
+def store_secret_digests(conn: Connection, digests: dict, *, keep_previous: bool = False) -> bool:
+    """Give a live challenge a new secret (``digests``).  The previous code and
+    link stop working, unless ``keep_previous`` (the mail that carried them may
+    have arrived): then they work until their own expiry, beside the new ones.
 
     Issue and expiry times come from the database clock.  False when the
     challenge is no longer live (superseded, revoked or used before this mail).
     """
-    parameters = {
-        "b_id": challenge_id,
-        "b_code": code_hash,
-        "b_token": token_hash,
-        "b_key": key_id,
-        "b_ttl": ttl_seconds,
-    }
-    statement = _ROTATE_DIGESTS if keep_previous else _STORE_DIGESTS
-    return bool(statement.rowcount(conn, parameters))
+    return bool(_DIGESTS[keep_previous].rowcount(conn, digests))
 
 
 def latest_live(conn: Connection, app: str, purpose: Purpose, address: str) -> Row | None:

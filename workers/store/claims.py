@@ -10,10 +10,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, exists, func, or_, select, update
 
 from domain.vocabulary import EmailStatus, Suppressed
-from workers.store import suppressions
+from workers.store import challenges, sql, suppressions
 from workers.store.hot import Hot
 from workers.store.outbox import EMAILS, E, hold_values
 
@@ -62,6 +62,19 @@ _CLAIM = Hot(
 _BEGIN = Hot(
     update(EMAILS).where(*_HELD).values(attempts=E.attempts + 1).returning(EMAILS, _SUPPRESSED_FOR)
 )
+#: The same, and the new secret's digests stored on the email's challenge, in
+#: one statement (PostgreSQL runs an UPDATE in a WITH): the secret goes in only
+#: if the attempt begins before the email's deadline (a mail that will not be
+#: sent gets no secret), and ``secret_live`` says whether the challenge took it.
+_BEGUN = _BEGIN.statement.cte("begun")
+_SECRET = (
+    challenges.STORE_DIGESTS.where(
+        exists(select(_BEGUN.c.id).where(_BEGUN.c.deadline >= bindparam("b_now")))
+    )
+    .returning(challenges.C.id)
+    .cte("secret")
+)
+_BEGIN_WITH_SECRET = Hot(select(_BEGUN, exists(select(_SECRET.c.id)).label("secret_live")))
 _SUPPRESS = Hot(
     update(EMAILS)
     .where(*_HELD)
@@ -118,6 +131,24 @@ def begin_attempt(
     """Start an attempt on an email this process already holds (``held``: its
     attempts when it was taken); None if the hold was lost meanwhile."""
     return _BEGIN.first(conn, {**_held(email_id, Claim(claimant, held)), "b_now": now})
+
+
+def begin_first_attempt(
+    conn: Connection, email_id: uuid.UUID, claimant: str, now: datetime, digests: dict
+) -> tuple[Row | None, bool]:
+    """``begin_attempt`` of the first attempt at an email this process holds,
+    storing its challenge's new secret (``challenges.digests``) in the
+    same round trip: (the row, or None if the hold was lost; whether the
+    challenge took the secret: not when it is no longer live, nor when the
+    email's deadline has passed)."""
+    held = {**_held(email_id, Claim(claimant, 0)), "b_now": now}
+    if not sql.is_postgres(conn):  # SQLite's WITH holds no UPDATE: two statements
+        email = _BEGIN.first(conn, held)
+        if email is None or email.deadline < now:
+            return email, False
+        return email, challenges.store_secret_digests(conn, digests)
+    email = _BEGIN_WITH_SECRET.first(conn, {**held, **digests})
+    return (None, False) if email is None else (email, email.secret_live)
 
 
 def claim_of(email: Row) -> Claim:

@@ -150,10 +150,15 @@ def add_email(
     return email_id
 
 
+#: Returning the ids makes SQLAlchemy send a batch as one multi-row INSERT
+#: ("insertmanyvalues"); without it psycopg sends one statement per row.
+_INSERT_MANY = _INSERT.returning(E.id)
+
+
 def insert_rows(conn: Connection, rows: list[dict]) -> None:
-    """Insert the rows ``add_email`` deferred, in one round trip."""
+    """Insert the rows ``add_email`` deferred, in one statement."""
     if rows:
-        conn.execute(_INSERT, rows)
+        conn.execute(_INSERT_MANY, rows).close()
 
 
 def get(conn: Connection, email_id: uuid.UUID | None) -> Row | None:
