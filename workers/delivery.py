@@ -47,8 +47,8 @@ class Delivery:
 
 class Planned(NamedTuple):
     """What intake knew of an email it queued for this process: all its new
-    secret's digests are bound to, so the secret can be stored by the statement
-    that begins the first attempt."""
+    secret's digests are bound to (in ``issuing.new_secret``'s order), so the
+    secret can be stored by the statement that begins the first attempt."""
 
     challenge_id: uuid.UUID | None
     app: str
@@ -99,14 +99,14 @@ def _attempt(
     # Each step stands on its own (a claim that outlives its worker lapses; a
     # secret issued for a mail that never left is replaced by the next), so
     # these statements commit one by one instead of paying for a transaction.
-    issued = None
-    if held == 0 and planned is not None and planned.challenge_id is not None:
-        # The first attempt at a challenge's mail: its secret is stored by the
-        # statement that begins the attempt.
-        secret, digests = issuing.new_secret(rt, planned.challenge_id, planned.app, planned.kind,
-                                      planned.recipient)  # fmt: skip
+    # The first attempt at a challenge's mail stores its secret in the
+    # statement that begins it; any other finds the challenge from its row.
+    issued = held == 0 and planned is not None and planned.challenge_id is not None
+    secret = None
+    if issued:
+        secret, digests = issuing.new_secret(rt, *planned)
         email, live = _patiently(lambda: _take_first(rt, email_id, now, digests))
-        issued = (secret if live else None,)
+        secret = secret if live else None
     else:
         email = _patiently(lambda: _take(rt, email_id, held, now))
     if email is None:
@@ -120,10 +120,7 @@ def _attempt(
     blocked = None if refusal else suppression.blocking(email.suppressed_for, kind=email.kind)
     if blocked is not None:
         return _suppress(rt, email, claim, blocked)
-    secret = None
-    if refusal is None and issued is not None:
-        [secret] = issued
-    elif refusal is None and email.challenge_id is not None:
+    if refusal is None and not issued and email.challenge_id is not None:
         with autocommit(rt.engine) as conn:
             secret = issuing.issue(rt, conn, email, keep_previous=earlier > 0)
     if refusal is None and email.challenge_id is not None and secret is None:

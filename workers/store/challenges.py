@@ -158,14 +158,11 @@ def _open(
     return challenge_id
 
 
-#: One multi-row INSERT for a batch (see ``outbox.insert_rows``).
-_INSERT_MANY = _INSERT.returning(C.id)
-
-
 def insert_rows(conn: Connection, rows: list[dict]) -> None:
-    """Insert the rows ``open_challenge`` deferred, in one statement."""
+    """Insert the rows ``open_challenge`` deferred, in one round trip (see
+    ``outbox.insert_rows``)."""
     if rows:
-        conn.execute(_INSERT_MANY, rows).close()
+        conn.execute(_INSERT, rows)
 
 
 _NEW_DIGESTS = {

@@ -64,8 +64,10 @@ _BEGIN = Hot(
 )
 #: The same, and the new secret's digests stored on the email's challenge, in
 #: one statement (PostgreSQL runs an UPDATE in a WITH): the secret goes in only
-#: if the attempt begins before the email's deadline (a mail that will not be
-#: sent gets no secret), and ``secret_live`` says whether the challenge took it.
+#: if the attempt begins before the email's deadline (a mail past it is dead at
+#: once and gets no secret), and ``secret_live`` says whether the challenge
+#: took it.  A mail that a suppression then holds back leaves a secret nobody
+#: was sent: as good as none, and replaced by the next request's.
 _BEGUN = _BEGIN.statement.cte("begun")
 _SECRET = (
     challenges.STORE_DIGESTS.where(
