@@ -8,8 +8,9 @@ and no worker is alive to do it, else ``EXIT_FAILED`` while a transport fails.
 """
 
 import json
+import signal
 import sys
-import time
+import threading
 from datetime import UTC, datetime
 
 import click
@@ -78,8 +79,20 @@ def status(as_json: bool, watch: float | None) -> None:
 
 
 def _watch(take, as_json: bool, every: float) -> None:
+    # Ctrl-C only sets a flag, and the loop ends after the frame in hand: an
+    # interrupt raised wherever the main thread happens to be (inside a write
+    # to stdout, or a driver's call) could leave a lock held and the exit hung.
+    # A second Ctrl-C interrupts at once.
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        while True:
+        while not stop.is_set():
             at = datetime.now(UTC)
             try:
                 report = take()
@@ -92,9 +105,11 @@ def _watch(take, as_json: bool, every: float) -> None:
                 header = f"mailroom status at {at:%H:%M:%S} UTC, every {every:g}s; Ctrl-C stops"
                 click.clear()
                 click.echo("\n".join([header, "", *lines, ""]))
-            time.sleep(every)
+            stop.wait(every)
     except KeyboardInterrupt:
         return
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _unreachable(exc: Exception) -> str:
