@@ -10,7 +10,6 @@ parameters and results converted by the very type processors SQLAlchemy would
 apply; other databases run it as any statement.
 """
 
-import threading
 from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
+
+from workers.store.sql import is_postgres
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,11 @@ class Hot:
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
+        # Compiled on first use; two threads compiling at once build the same thing.
         self._compiled: _Compiled | None = None
-        self._lock = threading.Lock()
 
     def first(self, conn: Connection, parameters: dict):
-        if not _on_postgres(conn):
+        if not is_postgres(conn):
             return conn.execute(self.statement, parameters).first()
         compiled, result = self._run(conn, parameters)
         values = result.fetchone()
@@ -47,32 +48,24 @@ class Hot:
         return None if values is None else compiled.row(values)
 
     def all(self, conn: Connection, parameters: dict) -> list:
-        if not _on_postgres(conn):
+        if not is_postgres(conn):
             return conn.execute(self.statement, parameters).all()
         compiled, result = self._run(conn, parameters)
         return [compiled.row(values) for values in result.fetchall()]
 
     def rowcount(self, conn: Connection, parameters: dict) -> int:
-        if not _on_postgres(conn):
+        if not is_postgres(conn):
             return conn.execute(self.statement, parameters).rowcount
         return self._run(conn, parameters)[1].rowcount
 
     def _run(self, conn: Connection, parameters: dict):
-        compiled = self._compiled or self._compile(conn.dialect)
+        if self._compiled is None:
+            self._compiled = _compile(self.statement, conn.dialect)
+        compiled = self._compiled
         values = compiled.construct(parameters)
         for name, process in compiled.binds:
             values[name] = process(values[name])
         return compiled, conn.exec_driver_sql(compiled.sql, values)
-
-    def _compile(self, dialect: Dialect) -> _Compiled:
-        with self._lock:
-            if self._compiled is None:
-                self._compiled = _compile(self.statement, dialect)
-        return self._compiled
-
-
-def _on_postgres(conn: Connection) -> bool:
-    return conn.dialect.name == "postgresql"
 
 
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
